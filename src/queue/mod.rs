@@ -1,0 +1,2 @@
+//! stub
+pub const SCHEMA: &[&str] = &[];

@@ -1,0 +1,80 @@
+//! The SMTP front end: listeners, sessions, TLS and AUTH.
+//!
+//! A session speaks the protocol and enforces the limits; every decision about a
+//! sender, a recipient or a message is asked of a [`Handler`], so the same session code
+//! serves the daemon and the tests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use crate::number::Number;
+
+/// An SMTP reply: a code, an enhanced status code and a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    /// RFC 3463 status such as `5.7.1`.
+    pub status: String,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn new(code: u16, status: &str, text: impl Into<String>) -> Self {
+        Reply { code, status: status.to_string(), text: text.into() }
+    }
+
+    pub fn is_positive(&self) -> bool {
+        self.code < 400
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.code, self.status, self.text)
+    }
+}
+
+/// What a handler may know about the session it decides for.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Short unique id, also the `session_id` field of the session's tracing span.
+    pub session_id: String,
+    pub peer: SocketAddr,
+    /// Whether TLS is active on the connection.
+    pub tls: bool,
+    /// The address authenticated with SMTP AUTH, lower case.
+    pub auth_identity: Option<String>,
+}
+
+/// The decisions of the email-to-fax gateway, asked by each SMTP session.
+pub trait Handler: Send + Sync + 'static {
+    /// Decides on `MAIL FROM`; `reverse_path` is empty for the null sender `<>`.
+    fn mail_from(&self, session: &SessionInfo, reverse_path: &str) -> impl Future<Output = Result<(), Reply>> + Send;
+
+    /// Decides on one `RCPT TO` and returns the destination fax number.
+    fn rcpt_to(
+        &self,
+        session: &SessionInfo,
+        reverse_path: &str,
+        forward_path: &str,
+    ) -> impl Future<Output = Result<Number, Reply>> + Send;
+
+    /// Decides on a whole message after DATA or `BDAT LAST`. The reply is sent as is:
+    /// a positive one only after the jobs are durably stored.
+    fn data(
+        &self,
+        session: &SessionInfo,
+        reverse_path: &str,
+        recipients: &[Number],
+        message: Vec<u8>,
+    ) -> impl Future<Output = Reply> + Send;
+
+    /// Checks SMTP AUTH credentials. `Ok(false)` means wrong credentials; `Err` a
+    /// temporary failure such as an unavailable store.
+    fn authenticate(
+        &self,
+        session: &SessionInfo,
+        username: &str,
+        password: &str,
+    ) -> impl Future<Output = Result<bool, Reply>> + Send;
+}
