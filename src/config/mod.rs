@@ -95,6 +95,15 @@ mod tests {
     }
 
     #[test]
+    fn example_file_is_valid() {
+        let text = include_str!("../../config.example.toml");
+        let config = parse(text, Path::new("config.example.toml")).unwrap();
+        assert_eq!(config.gateway.data_dir, PathBuf::from("./faxgate-data"));
+        assert_eq!(config.smtp.listeners.len(), 1);
+        assert_eq!(config.fax.backend, FaxBackendKind::Outbox);
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = parse_str("[gateway]\nhostname = \"a.example\"\ncolour = 1\n").unwrap_err();
         let text = err.to_string();
