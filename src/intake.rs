@@ -1,1 +1,247 @@
-//! stub
+//! The email-to-fax decision: what the SMTP sessions ask before they answer.
+//!
+//! Each step rejects as early as the envelope allows: the null sender at `MAIL FROM`,
+//! the domain, number and sender mapping at `RCPT TO`, and the header checks, the
+//! documents and the queueing at the end of the message. A positive reply to the
+//! message is sent only after [`Queue::enqueue_faxes`] returned, which is after the
+//! jobs and their PDF are on disk.
+
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::documents::{self, Limits};
+use crate::mappings::{Mappings, rules};
+use crate::number::{DestinationPolicy, Number};
+use crate::queue::{FaxRequest, Queue};
+use crate::smtp::{Handler, Reply, SessionInfo};
+
+/// The SMTP handler of the daemon.
+pub struct Intake {
+    config: Arc<Config>,
+    mappings: Mappings,
+    queue: Queue,
+    limits: Arc<Limits>,
+    destinations: DestinationPolicy,
+}
+
+impl Intake {
+    pub fn new(config: Arc<Config>, mappings: Mappings, queue: Queue) -> Intake {
+        let limits = Arc::new(Limits::from_settings(&config.documents, config.smtp.max_message_size));
+        let destinations = DestinationPolicy {
+            allowed_countries: config.fax.allowed_countries.clone(),
+            denied_prefixes: config.fax.denied_prefixes.clone(),
+        };
+        Intake { config, mappings, queue, limits, destinations }
+    }
+
+    /// The address whose mapping decides: the AUTH identity on an authenticated
+    /// session, else the envelope sender without SRS or BATV tags, lower case.
+    fn sender(&self, session: &SessionInfo, reverse_path: &str) -> Result<String, Reply> {
+        if let Some(identity) = &session.auth_identity {
+            return Ok(identity.clone());
+        }
+        let address = rules::strip_tags(reverse_path);
+        rules::normalize_email(&address).map_err(|err| Reply::new(550, "5.7.1", format!("sender {err}")))
+    }
+}
+
+/// Rejection of the null sender, at `MAIL FROM`.
+fn null_sender_reply() -> Reply {
+    Reply::new(
+        550,
+        "5.7.1",
+        "the null sender <> may not send faxes: bounces and automatic replies are not faxed",
+    )
+}
+
+fn store_unavailable(err: impl std::fmt::Display) -> Reply {
+    error!(error = %err, "store unavailable");
+    Reply::new(451, "4.3.0", "temporary failure of the job store, try again later")
+}
+
+impl Handler for Intake {
+    async fn mail_from(&self, _session: &SessionInfo, reverse_path: &str) -> Result<(), Reply> {
+        if reverse_path.is_empty() {
+            return Err(null_sender_reply());
+        }
+        Ok(())
+    }
+
+    async fn rcpt_to(&self, session: &SessionInfo, reverse_path: &str, forward_path: &str) -> Result<Number, Reply> {
+        let Some((local_part, domain)) = forward_path.rsplit_once('@') else {
+            return Err(Reply::new(
+                550,
+                "5.1.3",
+                format!("{forward_path:?} has no domain; address faxes as <number>@{}", self.config.gateway.domains[0]),
+            ));
+        };
+        if !self.config.is_gateway_domain(domain) {
+            return Err(Reply::new(550, "5.7.1", format!("relaying to {domain} is not permitted")));
+        }
+        let number = Number::parse(local_part, self.config.gateway.default_region).map_err(|err| {
+            Reply::new(
+                550,
+                "5.1.3",
+                format!(
+                    "{:?} is not a fax number ({}); address faxes as <number>@{}, such as 14155552222@{}",
+                    local_part, err.reason, domain, domain
+                ),
+            )
+        })?;
+        if let Some(reason) = self.destinations.check(&number) {
+            return Err(Reply::new(550, "5.7.1", format!("{number}: {reason}")));
+        }
+
+        // The envelope already decides whether the sender may fax at all; the header
+        // From and Subject are checked at the end of the message.
+        if reverse_path.is_empty() {
+            return Err(null_sender_reply());
+        }
+        let sender = self.sender(session, reverse_path)?;
+        let mapping = self.mappings.get(&sender).await.map_err(store_unavailable)?;
+        if !mapping.as_ref().is_some_and(|m| m.numbers.iter().any(|(_, p)| p.can_send())) {
+            info!(session_id = %session.session_id, sender = %sender, "sender has no number to fax from");
+            return Err(Reply::new(
+                550,
+                "5.7.1",
+                format!("{sender} is not allowed to send faxes: no fax number with send permission is mapped to it"),
+            ));
+        }
+        Ok(number)
+    }
+
+    async fn data(&self, session: &SessionInfo, reverse_path: &str, recipients: &[Number], message: Vec<u8>) -> Reply {
+        let headers = Headers::read(&message);
+        if let Some(value) = headers.auto_submitted.as_deref().filter(|v| !v.eq_ignore_ascii_case("no")) {
+            return Reply::new(550, "5.7.1", format!("automatic messages (Auto-Submitted: {value}) are not faxed"));
+        }
+        if headers.is_report {
+            return Reply::new(550, "5.7.1", "delivery reports (multipart/report) are not faxed");
+        }
+
+        let sender = match self.sender(session, reverse_path) {
+            Ok(sender) => sender,
+            Err(reply) => return reply,
+        };
+        let mapping = match self.mappings.get(&sender).await {
+            Ok(mapping) => mapping,
+            Err(err) => return store_unavailable(err),
+        };
+        let check = rules::SenderCheckInput {
+            envelope_sender: &sender,
+            header_from: headers.from.as_deref(),
+            auth_identity: session.auth_identity.as_deref(),
+            subject: headers.subject.as_deref(),
+            check: self.config.senders.check,
+            region: self.config.gateway.default_region,
+        };
+        let from_number = match rules::authorize_sender(mapping.as_ref(), &check) {
+            Ok(number) => number,
+            Err(err) => {
+                info!(session_id = %session.session_id, sender = %sender, reason = %err, "sender rejected");
+                return Reply::new(550, "5.7.1", err.to_string());
+            }
+        };
+
+        let converted = match documents::convert_message(message, self.limits.clone()).await {
+            Ok(converted) => converted,
+            Err(err) => {
+                info!(session_id = %session.session_id, sender = %sender, reason = %err, "message rejected");
+                return err.smtp_reply();
+            }
+        };
+
+        let request = FaxRequest {
+            session_id: session.session_id.clone(),
+            message_id: headers.message_id.clone(),
+            reverse_path: reverse_path.to_string(),
+            sender: sender.clone(),
+            from_number,
+            recipients: recipients.to_vec(),
+            pages: converted.pages,
+        };
+        match self.queue.enqueue_faxes(request, &converted.pdf).await {
+            Ok(ids) => {
+                info!(
+                    session_id = %session.session_id,
+                    job_ids = %ids.join(","),
+                    message_id = headers.message_id.as_deref().unwrap_or(""),
+                    pages = converted.pages,
+                    "message queued"
+                );
+                Reply::new(250, "2.0.0", format!("queued as {}", ids.join(",")))
+            }
+            Err(err) => store_unavailable(err),
+        }
+    }
+
+    async fn authenticate(&self, session: &SessionInfo, username: &str, password: &str) -> Result<bool, Reply> {
+        let Ok(email) = rules::normalize_email(username) else {
+            return Ok(false);
+        };
+        let verified = self.mappings.verify_password(&email, password).await.map_err(store_unavailable)?;
+        if !verified {
+            warn!(session_id = %session.session_id, username = %email, "authentication failed");
+        }
+        Ok(verified)
+    }
+}
+
+/// The header fields the decision needs.
+#[derive(Debug, Default)]
+struct Headers {
+    /// Address of the first mailbox of `From`, lower case.
+    from: Option<String>,
+    subject: Option<String>,
+    message_id: Option<String>,
+    auto_submitted: Option<String>,
+    /// Whether the top-level type is `multipart/report` (a bounce or receipt).
+    is_report: bool,
+}
+
+impl Headers {
+    fn read(message: &[u8]) -> Headers {
+        let Some(parsed) = mail_parser::MessageParser::new().parse_headers(message) else {
+            return Headers::default();
+        };
+        let is_report = parsed.content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+        });
+        Headers {
+            from: parsed
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .map(|a| a.trim().to_ascii_lowercase()),
+            subject: parsed.subject().map(str::to_string),
+            message_id: parsed.message_id().map(str::to_string),
+            auto_submitted: parsed.header_raw("Auto-Submitted").map(|v| v.trim().to_string()),
+            is_report,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_read() {
+        let message = b"From: Alice <Alice@Example.com>\r\nSubject: +14155550100\r\nMessage-ID: <m1@example.com>\r\nAuto-Submitted: auto-replied\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\nbody";
+        let headers = Headers::read(message);
+        assert_eq!(headers.from.as_deref(), Some("alice@example.com"));
+        assert_eq!(headers.subject.as_deref(), Some("+14155550100"));
+        assert_eq!(headers.message_id.as_deref(), Some("m1@example.com"));
+        assert_eq!(headers.auto_submitted.as_deref(), Some("auto-replied"));
+        assert!(headers.is_report);
+    }
+
+    #[test]
+    fn plain_message_is_not_a_report() {
+        let headers = Headers::read(b"From: a@b.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n");
+        assert!(!headers.is_report);
+        assert!(headers.auto_submitted.is_none());
+    }
+}

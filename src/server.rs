@@ -1,1 +1,145 @@
-//! stub
+//! `faxgate run`: opens the store, binds the listeners, starts the queue workers and
+//! the SMTP server, tells systemd when it is ready, and handles signals.
+//!
+//! SIGTERM and SIGINT stop accepting connections; open sessions get the grace period of
+//! `smtp.shutdown_grace`, the workers finish the submissions in flight, and the process
+//! exits. SIGHUP reloads the TLS certificate and key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::fax;
+use crate::intake::Intake;
+use crate::mappings::Mappings;
+use crate::queue::{self, Queue, RetryPolicy};
+use crate::smtp;
+use crate::store::Store;
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Both rustls users (the SMTP listener and the HTTP client) take the process-wide
+    // provider; a second install attempt only fails when one is already set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let config = Arc::new(config);
+    for dir in [&config.gateway.data_dir, &config.spool_dir(), &config.fax.outbox_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let store = Store::open(&config.database_path()).await?;
+    let mappings = Mappings::new(store.clone());
+    let queue = Queue::new(store.clone(), config.spool_dir());
+    let backend = Arc::new(fax::Backend::from_config(&config.fax, &config.webhooks)?);
+
+    let tls = match (&config.smtp.tls_cert, &config.smtp.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(smtp::tls::TlsHandle::load(cert, key)?)),
+        _ => None,
+    };
+
+    let mut listeners = Vec::new();
+    for listener in &config.smtp.listeners {
+        let socket = TcpListener::bind(listener.address)
+            .await
+            .with_context(|| format!("cannot listen on {} (smtp.listeners)", listener.address))?;
+        info!(address = %listener.address, tls = ?listener.tls, auth = ?listener.auth, "SMTP listener bound");
+        listeners.push((socket, listener.clone()));
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let policy = RetryPolicy {
+        first: Duration::from_secs(30),
+        max: Duration::from_secs(30 * 60),
+        lifetime: config.fax.max_queue_lifetime,
+    };
+    let workers = tokio::spawn(queue::run_workers(
+        queue.clone(),
+        backend,
+        policy,
+        config.fax.workers,
+        shutdown_rx.clone(),
+    ));
+    let intake = Arc::new(Intake::new(config.clone(), mappings, queue));
+    let smtp_server = tokio::spawn(smtp::serve(
+        listeners,
+        Arc::new(config.smtp.clone()),
+        config.gateway.hostname.clone(),
+        tls.clone(),
+        intake,
+        shutdown_rx.clone(),
+    ));
+
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = start_watchdog();
+    info!(data_dir = %config.gateway.data_dir.display(), backend = ?config.fax.backend, "faxgate started");
+
+    wait_for_stop(tls.as_deref()).await;
+    info!("stopping: no new connections, open sessions may finish");
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    let _ = shutdown_tx.send(true);
+
+    if let Err(err) = smtp_server.await {
+        error!(error = %err, "SMTP server task failed");
+    }
+    if let Err(err) = workers.await {
+        error!(error = %err, "queue workers failed");
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    info!("faxgate stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT, reloading TLS on each SIGHUP meanwhile.
+async fn wait_for_stop(tls: Option<&smtp::tls::TlsHandle>) {
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        warn!("cannot install signal handlers; stop with Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hup.recv() => {
+                notify_systemd(&[sd_notify::NotifyState::Reloading]);
+                match tls {
+                    Some(tls) => match tls.reload() {
+                        Ok(()) => info!("TLS certificate reloaded"),
+                        Err(err) => error!(error = %err, "TLS reload failed; the previous certificate stays in use"),
+                    },
+                    None => info!("SIGHUP: no TLS certificate configured, nothing to reload"),
+                }
+                notify_systemd(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+}
+
+fn notify_systemd(state: &[sd_notify::NotifyState]) {
+    if let Err(err) = sd_notify::notify(false, state) {
+        warn!(error = %err, "cannot notify systemd");
+    }
+}
+
+/// Pings the systemd watchdog at half its interval when `WatchdogSec=` is set.
+fn start_watchdog() -> Option<tokio::task::JoinHandle<()>> {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return None;
+    }
+    let period = Duration::from_micros(usec) / 2;
+    Some(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            ticker.tick().await;
+            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+        }
+    }))
+}

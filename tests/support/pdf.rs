@@ -1,0 +1,86 @@
+//! Test documents: PDFs built with lopdf, their page sizes read back, and MIME
+//! messages built with lettre.
+
+#![allow(dead_code)]
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Message, MultiPart, SinglePart};
+use lopdf::content::{Content, Operation};
+use lopdf::{Document, Object, Stream, dictionary};
+
+/// A PDF with one page per entry of `sizes` (width, height in points); each page shows
+/// its number as text so pages can be told apart.
+pub fn make_pdf(sizes: &[(f32, f32)]) -> Vec<u8> {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+    });
+    let resources_id = doc.add_object(dictionary! {
+        "Font" => dictionary! { "F1" => font_id },
+    });
+    let mut kids = Vec::new();
+    for (i, (width, height)) in sizes.iter().enumerate() {
+        let content = Content {
+            operations: vec![
+                Operation::new("BT", vec![]),
+                Operation::new("Tf", vec!["F1".into(), 24.into()]),
+                Operation::new("Td", vec![72.into(), 72.into()]),
+                Operation::new("Tj", vec![Object::string_literal(format!("Page {}", i + 1))]),
+                Operation::new("ET", vec![]),
+            ],
+        };
+        let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
+        let page_id = doc.add_object(dictionary! {
+            "Type" => "Page",
+            "Parent" => pages_id,
+            "Contents" => content_id,
+            "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), (*width).into(), (*height).into()],
+        });
+        kids.push(page_id.into());
+    }
+    let count = kids.len() as i64;
+    doc.objects.insert(pages_id, Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }));
+    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog_id);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+pub const LETTER: (f32, f32) = (612.0, 792.0);
+pub const A4: (f32, f32) = (595.0, 842.0);
+pub const LEGAL: (f32, f32) = (612.0, 1008.0);
+
+/// Width and height of every page's MediaBox, in page order, read with lopdf; a
+/// MediaBox missing on the page itself is an error, since faxgate writes it there.
+pub fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
+    let doc = Document::load_mem(pdf).expect("output is a readable PDF");
+    doc.get_pages()
+        .values()
+        .map(|id| {
+            let page = doc.get_dictionary(*id).unwrap();
+            let media_box = page.get(b"MediaBox").expect("page has its own MediaBox").as_array().unwrap();
+            let n: Vec<f32> = media_box.iter().map(|o| o.as_float().unwrap()).collect();
+            (n[2] - n[0], n[3] - n[1])
+        })
+        .collect()
+}
+
+/// A message with a text body and the given PDF attachments, in that order.
+pub fn message_with_pdfs(from: &str, to: &str, subject: &str, pdfs: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut parts = MultiPart::mixed().singlepart(SinglePart::plain("Please fax the attached.".to_string()));
+    for (name, bytes) in pdfs {
+        parts = parts.singlepart(
+            Attachment::new(name.to_string()).body(bytes.clone(), ContentType::parse("application/pdf").unwrap()),
+        );
+    }
+    Message::builder()
+        .from(from.parse().unwrap())
+        .to(to.parse().unwrap())
+        .subject(subject)
+        .multipart(parts)
+        .unwrap()
+        .formatted()
+}
