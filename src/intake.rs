@@ -1,4 +1,4 @@
-//! The email-to-fax decision: what the SMTP sessions ask before they answer.
+//! The email-to-fax decision, made for each SMTP session before it replies.
 //!
 //! Each step rejects as early as the envelope allows: the null sender at `MAIL FROM`,
 //! the domain, number and sender mapping at `RCPT TO`, and the header checks, the
@@ -36,7 +36,7 @@ impl Intake {
         Intake { config, mappings, queue, limits, destinations }
     }
 
-    /// The address whose mapping decides: the AUTH identity on an authenticated
+    /// Returns the address whose mapping decides: the AUTH identity on an authenticated
     /// session, else the envelope sender without SRS or BATV tags, lower case.
     fn sender(&self, session: &SessionInfo, reverse_path: &str) -> Result<String, Reply> {
         if let Some(identity) = &session.auth_identity {

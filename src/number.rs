@@ -70,7 +70,7 @@ impl Number {
         Ok(Number(parsed.format().mode(Mode::E164).to_string()))
     }
 
-    /// The ISO 3166 region of the number, when the metadata names one.
+    /// Returns the ISO 3166 region of the number, when the metadata names one.
     pub fn region(&self) -> Option<Region> {
         phonenumber::parse(None, &self.0).ok().and_then(|n| n.country().id())
     }

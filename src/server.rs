@@ -1,5 +1,5 @@
 //! `faxgate run`: opens the store, binds the listeners, starts the queue workers and
-//! the SMTP server, tells systemd when it is ready, and handles signals.
+//! the SMTP server, notifies systemd when it is ready, and handles signals.
 //!
 //! SIGTERM and SIGINT stop accepting connections; open sessions get the grace period of
 //! `smtp.shutdown_grace`, the workers finish the submissions in flight, and the process
@@ -24,8 +24,8 @@ use crate::store::Store;
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    // Both rustls users (the SMTP listener and the HTTP client) take the process-wide
-    // provider; a second install attempt only fails when one is already set.
+    // The SMTP listener and the HTTP client use the process-wide rustls provider.
+    // Installing fails only when a provider is already set, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let config = Arc::new(config);

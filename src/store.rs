@@ -2,7 +2,8 @@
 //! the queue, and by the CLI while the daemon runs.
 //!
 //! The database runs in WAL mode with `synchronous=FULL`, so a transaction is on disk
-//! when its commit returns; the queue relies on that before it answers `250`. Each
+//! when its commit returns. The queue relies on that before the SMTP session
+//! replies `250`. Each
 //! module that keeps tables owns its schema as a list of idempotent statements, run
 //! here at open.
 
@@ -73,7 +74,7 @@ impl Store {
         Ok(())
     }
 
-    /// Checks that the database answers; used by health checks.
+    /// Runs a trivial query to check that the database responds.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

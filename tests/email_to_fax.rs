@@ -31,7 +31,7 @@ fn outbox_job(daemon: &TestDaemon, id: &str) -> (serde_json::Value, Vec<u8>) {
     (json, std::fs::read(pdf_path).unwrap())
 }
 
-/// The job ids of a `250 2.0.0 queued as <id>[,<id>...]` reply.
+/// Returns the job ids of a `250 2.0.0 queued as <id>[,<id>...]` reply.
 fn queued_ids(text: &str) -> Vec<String> {
     let ids = text.rsplit("queued as ").next().unwrap_or("");
     ids.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
@@ -138,7 +138,8 @@ fn envelope_rejections_have_exact_codes() {
     // Local part that is not a number.
     let reply = client.command(&format!("RCPT TO:<sales@{DOMAIN}>"));
     assert!(reply.is(550, "5.1.3"), "{reply:?}");
-    assert!(reply.text.contains("sales") && reply.text.contains("<number>@"), "{reply:?}");
+    assert!(reply.text.contains("sales"), "{reply:?}");
+    assert!(reply.text.contains("<number>@"), "{reply:?}");
     // A denied premium-rate prefix.
     let reply = client.command(&format!("RCPT TO:<+19005550100@{DOMAIN}>"));
     assert!(reply.is(550, "5.7.1"), "{reply:?}");

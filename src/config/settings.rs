@@ -153,7 +153,7 @@ pub struct Fax {
     /// Jobs submitted at the same time.
     pub workers: usize,
     pub sinch: Sinch,
-    /// Where the outbox backend writes, resolved against `data_dir`.
+    /// Folder the outbox backend writes to, resolved against `data_dir`.
     pub outbox_dir: PathBuf,
 }
 
@@ -222,7 +222,7 @@ pub struct Relay {
     pub from: String,
     pub postmaster: String,
     pub ca_file: Option<PathBuf>,
-    /// Where the maildir backend writes, resolved against `data_dir`.
+    /// Maildir the maildir backend writes to, resolved against `data_dir`.
     pub maildir: PathBuf,
 }
 
@@ -291,22 +291,22 @@ impl Serialize for Secret {
 }
 
 impl Config {
-    /// The configuration as TOML with every secret replaced by `********`.
+    /// Formats the configuration as TOML with every secret replaced by `********`.
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot print: {err}\n"))
     }
 
-    /// The SQLite database file.
+    /// Returns the path of the SQLite database file.
     pub fn database_path(&self) -> PathBuf {
         self.gateway.data_dir.join("faxgate.db")
     }
 
-    /// Where accepted documents wait until their jobs end.
+    /// Returns the folder where accepted documents wait until their jobs end.
     pub fn spool_dir(&self) -> PathBuf {
         self.gateway.data_dir.join("spool")
     }
 
-    /// Whether `domain` (compared case-insensitively) is one of the gateway's domains.
+    /// Reports whether `domain` (compared case-insensitively) is a gateway domain.
     pub fn is_gateway_domain(&self, domain: &str) -> bool {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         self.gateway.domains.iter().any(|d| *d == domain)

@@ -1,8 +1,8 @@
 //! The SMTP front end: listeners, sessions, TLS and AUTH.
 //!
-//! A session speaks the protocol and enforces the limits; every decision about a
-//! sender, a recipient or a message is asked of a [`Handler`], so the same session code
-//! serves the daemon and the tests.
+//! A session speaks the protocol and enforces the limits. Every decision about a
+//! sender, a recipient or a message is delegated to a [`Handler`], so the same session
+//! code serves the daemon and the tests.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -67,7 +67,7 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_faxgate")
 }
 
-/// A loopback port that was free a moment ago.
+/// Returns a loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

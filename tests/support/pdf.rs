@@ -8,8 +8,8 @@ use lettre::message::{Attachment, Message, MultiPart, SinglePart};
 use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
 
-/// A PDF with one page per entry of `sizes` (width, height in points); each page shows
-/// its number as text so pages can be told apart.
+/// Builds a PDF with one page per entry of `sizes` (width, height in points). Each page
+/// shows its number as text, so pages can be distinguished.
 pub fn make_pdf(sizes: &[(f32, f32)]) -> Vec<u8> {
     let mut doc = Document::with_version("1.5");
     let pages_id = doc.new_object_id();
@@ -53,8 +53,8 @@ pub const LETTER: (f32, f32) = (612.0, 792.0);
 pub const A4: (f32, f32) = (595.0, 842.0);
 pub const LEGAL: (f32, f32) = (612.0, 1008.0);
 
-/// Width and height of every page's MediaBox, in page order, read with lopdf; a
-/// MediaBox missing on the page itself is an error, since faxgate writes it there.
+/// Returns the width and height of every page's MediaBox, in page order. A MediaBox
+/// missing on the page itself fails the test, because faxgate writes it on each page.
 pub fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
     let doc = Document::load_mem(pdf).expect("output is a readable PDF");
     doc.get_pages()
@@ -68,7 +68,7 @@ pub fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
         .collect()
 }
 
-/// A message with a text body and the given PDF attachments, in that order.
+/// Builds a message with a text body and the given PDF attachments, in that order.
 pub fn message_with_pdfs(from: &str, to: &str, subject: &str, pdfs: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut parts = MultiPart::mixed().singlepart(SinglePart::plain("Please fax the attached.".to_string()));
     for (name, bytes) in pdfs {

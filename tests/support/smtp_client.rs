@@ -15,7 +15,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The enhanced status code of the last line, such as `5.7.1`.
+    /// Returns the enhanced status code of the last line, such as `5.7.1`.
     pub fn status(&self) -> &str {
         self.text.lines().last().and_then(|l| l.split_whitespace().next()).unwrap_or("")
     }
@@ -62,7 +62,7 @@ impl Client {
         }
     }
 
-    /// Whether the server closed the connection (reads EOF or a reset).
+    /// Reports whether the server closed the connection (EOF or a reset).
     pub fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
         matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
