@@ -1,0 +1,1 @@
+//! Session and server tests over in-memory streams and loopback sockets.
