@@ -218,3 +218,46 @@ async fn client_close_ends_session() {
     let (end, _) = harness.task.await.unwrap();
     assert_eq!(end, SessionEnd::ClientClosed);
 }
+
+#[tokio::test]
+async fn smtputf8_address_accepted() {
+    let mut harness = start_plain().await;
+    let client = &mut harness.client;
+    client.command("EHLO client.example", "250").await;
+    client.command("MAIL FROM:<jörg@exämple.com> SMTPUTF8", "250 2.1.0").await;
+    assert_eq!(harness.handler.calls(), vec![Call::MailFrom {
+        reverse_path: "jörg@exämple.com".to_string(),
+        auth_identity: None
+    }]);
+}
+
+#[tokio::test]
+async fn random_input_never_panics() {
+    // A fixed linear congruential generator keeps the input the same on every run.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as u8
+    };
+    let words: [&[u8]; 12] = [
+        b"MAIL FROM:", b"RCPT TO:", b"<", b">", b"@", b"BDAT ", b"DATA", b"AUTH PLAIN ", b" SIZE=", b"\r\n", b".", b"\n",
+    ];
+    for _ in 0..20 {
+        let mut config = settings();
+        config.max_errors = 1000;
+        let mut harness = start(config, listener(TlsMode::None, AuthMode::None), None);
+        let mut input = b"EHLO fuzz\r\n".to_vec();
+        for _ in 0..400 {
+            match next() % 3 {
+                0 => input.extend_from_slice(words[usize::from(next()) % words.len()]),
+                1 => input.push(next()),
+                _ => input.extend_from_slice(b"\r\n"),
+            }
+        }
+        input.extend_from_slice(b"\r\n.\r\nQUIT\r\n");
+        harness.client.send(&input).await;
+        drop(harness.client);
+        let joined = harness.task.await;
+        assert!(joined.is_ok(), "the session task panicked on {:?}", String::from_utf8_lossy(&input));
+    }
+}
