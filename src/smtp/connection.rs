@@ -13,7 +13,7 @@ use tokio_rustls::server::TlsStream;
 use super::reply::{self, quote};
 use super::{MAX_LINE_LENGTH, Reply};
 
-/// Bytes read from the network at once. The input buffer holds at most
+/// Bytes read from the network at once. The input buffer contains at most
 /// [`MAX_LINE_LENGTH`] plus this many bytes.
 pub(super) const READ_CHUNK: usize = 16 * 1024;
 
@@ -25,7 +25,7 @@ pub(super) enum Stream<S> {
     Closed,
 }
 
-/// Why a read did not return bytes.
+/// Reason a read returned no bytes.
 #[derive(Debug)]
 pub(super) enum ReadError {
     /// The peer closed the connection.
@@ -47,7 +47,7 @@ pub(super) enum Line {
     TooLong,
 }
 
-/// When a read gives up.
+/// Deadlines of one read.
 #[derive(Clone, Copy)]
 pub(super) struct Deadlines {
     pub command: Instant,
@@ -179,7 +179,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Some(sample)
     }
 
-    /// Closes the write side so that the peer sees the end of the replies.
+    /// Sends the queued replies and closes the write side, so the peer reads end of file.
     pub async fn shutdown(&mut self, deadline: Instant) {
         let _ = self.flush(deadline).await;
         let _ = tokio::time::timeout_at(deadline, self.stream.shutdown()).await;

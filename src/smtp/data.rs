@@ -61,7 +61,7 @@ where
         }
 
         // The chunks leave the state while the bytes are read, so that reading may borrow
-        // the session; they go back unless this was the last chunk.
+        // the session. They go back unless this was the last chunk.
         let State::Mail(transaction) = &mut self.state else {
             return Ok(());
         };

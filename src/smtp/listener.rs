@@ -37,9 +37,9 @@ pub enum ServeError {
 
 /// Serves SMTP on already bound listeners until `shutdown` turns true.
 ///
-/// On shutdown it stops accepting; sessions between commands get `421 4.3.0` and close,
-/// a message transfer in progress may finish within `shutdown_grace`, and sessions still
-/// open after that are cut. Returns when every session task has ended.
+/// On shutdown it stops accepting, and sessions between commands get `421 4.3.0` and
+/// close. A message transfer in progress may finish within `shutdown_grace`, then the
+/// sessions still open are cut. Returns when every session task has ended.
 pub async fn serve<H: Handler>(
     listeners: Vec<(TcpListener, config::Listener)>,
     settings: Arc<config::Smtp>,

@@ -29,7 +29,7 @@ use crate::number::Number;
 /// Maximum length of a command line, and of an AUTH response line, in bytes including
 /// CR LF. RFC 5321 sets 512 for commands; extensions such as AUTH and long parameter
 /// lists need more, and 4096 is what common servers accept. A longer line is discarded
-/// without being buffered and answered with `500 5.5.2`.
+/// without being buffered and rejected with `500 5.5.2`.
 pub const MAX_LINE_LENGTH: usize = 4096;
 
 /// An SMTP reply: a code, an enhanced status code and a text.

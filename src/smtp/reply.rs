@@ -3,8 +3,8 @@
 
 use super::Reply;
 
-/// Longest part of a client's input that is quoted back in a reply, in characters.
-/// Enough to recognize a command or an address, short enough to keep replies small.
+/// Maximum characters of client input quoted back in a reply or a log line. Enough to
+/// recognize a command or an address, few enough to keep replies short.
 const MAX_QUOTED_CHARS: usize = 64;
 
 /// Appends `reply` to `out` in wire form.

@@ -2,9 +2,9 @@
 //! carry a message or credentials. MAIL and RCPT are in `envelope`, DATA and BDAT in
 //! `data`, AUTH in `auth`.
 //!
-//! Pipelining: every complete command in the input buffer is answered in order, and
-//! the queued replies are sent when the buffer holds no further complete command, that
-//! is right before the session waits for the network.
+//! Pipelining: the session replies to every complete command in the input buffer in
+//! order, and sends the queued replies when the buffer contains no further complete
+//! command, that is right before it waits for the network.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ use crate::number::Number;
 /// dropped anyway. Short, because the session is over either way.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What every session of a server shares.
+/// Settings and handles shared by every session of a server.
 pub struct ServerContext<H> {
     pub settings: Arc<config::Smtp>,
     /// Name in the greeting and in closing replies.
@@ -35,7 +35,7 @@ pub struct ServerContext<H> {
     /// Needed by listeners with `tls = "starttls"` or `"implicit"`.
     pub tls: Option<TlsConfig>,
     pub handler: Arc<H>,
-    /// `true` asks sessions to close between commands with `421 4.3.0`.
+    /// Shutdown flag: `true` makes sessions close between commands with `421 4.3.0`.
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -51,7 +51,7 @@ impl<H> Clone for ServerContext<H> {
     }
 }
 
-/// Why a session ended.
+/// Reason a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEnd {
     /// The client sent QUIT and got `221`.
@@ -72,7 +72,7 @@ pub enum SessionEnd {
     Io(std::io::ErrorKind),
 }
 
-/// Where the session is in the protocol.
+/// Protocol state of a session.
 pub(super) enum State {
     /// Before EHLO or HELO, also right after STARTTLS.
     AwaitingHelo,
@@ -107,7 +107,7 @@ pub struct Session<S, H> {
     pub(super) info: SessionInfo,
     pub(super) state: State,
     pub(super) helo_domain: Option<String>,
-    /// Commands answered with 4xx or 5xx, without the replies to whole messages.
+    /// Commands that got a 4xx or 5xx reply, not counting decisions on whole messages.
     errors: u32,
     pub(super) messages_accepted: u32,
     pub(super) messages_rejected: u32,
@@ -195,7 +195,7 @@ where
         }
     }
 
-    /// The reply sent before closing, if the way the session ends calls for one.
+    /// Returns the reply to send before closing, if the way the session ends calls for one.
     fn farewell(&self, end: SessionEnd) -> Option<Reply> {
         let hostname = &self.context.hostname;
         match end {

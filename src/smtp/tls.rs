@@ -59,12 +59,12 @@ impl TlsConfig {
         Ok(())
     }
 
-    /// An acceptor with the configuration current now.
+    /// Creates an acceptor with the current configuration.
     pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(self.server_config())
     }
 
-    /// The configuration current now.
+    /// Returns the current configuration.
     pub fn server_config(&self) -> Arc<ServerConfig> {
         let current = self.inner.current.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         Arc::clone(&current)

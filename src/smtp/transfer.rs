@@ -53,7 +53,7 @@ impl Body {
     }
 }
 
-/// Where the DATA decoder is relative to line starts and the end marker.
+/// Position of the DATA decoder relative to line starts and the end marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DotState {
     /// Right after CR LF, or at the start of the body.
@@ -74,8 +74,8 @@ pub(super) struct DotDecoder {
 }
 
 impl DotDecoder {
-    /// A decoder at the start of the body, which counts as a line start because the
-    /// DATA command line ended with CR LF.
+    /// Creates a decoder at the start of the body, which counts as a line start because
+    /// the DATA command line ended with CR LF.
     pub fn new() -> Self {
         DotDecoder { state: DotState::LineStart }
     }
