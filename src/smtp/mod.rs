@@ -4,10 +4,33 @@
 //! sender, a recipient or a message is delegated to a [`Handler`], so the same session
 //! code serves the daemon and the tests.
 
+mod auth;
+mod connection;
+mod data;
+mod envelope;
+mod listener;
+mod reply;
+mod session;
+mod tls;
+mod transfer;
+
+#[cfg(test)]
+mod tests;
+
 use std::future::Future;
 use std::net::SocketAddr;
 
+pub use listener::{ServeError, serve};
+pub use session::{ServerContext, Session, SessionEnd};
+pub use tls::{TlsConfig, TlsError};
+
 use crate::number::Number;
+
+/// Maximum length of a command line, and of an AUTH response line, in bytes including
+/// CR LF. RFC 5321 sets 512 for commands; extensions such as AUTH and long parameter
+/// lists need more, and 4096 is what common servers accept. A longer line is discarded
+/// without being buffered and rejected with `500 5.5.2`.
+pub const MAX_LINE_LENGTH: usize = 4096;
 
 /// An SMTP reply: a code, an enhanced status code and a text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,487 @@
+//! One SMTP session: the command loop, the session state and the commands that do not
+//! carry a message or credentials. MAIL and RCPT are in `envelope`, DATA and BDAT in
+//! `data`, AUTH in `auth`.
+//!
+//! Pipelining: the session replies to every complete command in the input buffer in
+//! order, and sends the queued replies when the buffer contains no further complete
+//! command, that is right before it waits for the network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::{Error as ParseError, Request};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span};
+
+use super::connection::{Connection, Deadlines, Line, ReadError, Stream};
+use super::reply::{self, quote};
+use super::tls::TlsConfig;
+use super::transfer::Body;
+use super::{Handler, MAX_LINE_LENGTH, Reply, SessionInfo};
+use crate::config::{self, AuthMode, TlsMode};
+use crate::number::Number;
+
+/// How long the closing reply (221 or 421) may take to send before the connection is
+/// dropped anyway. Short, because the session is over either way.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings and handles shared by every session of a server.
+pub struct ServerContext<H> {
+    pub settings: Arc<config::Smtp>,
+    /// Name in the greeting and in closing replies.
+    pub hostname: Arc<str>,
+    /// Needed by listeners with `tls = "starttls"` or `"implicit"`.
+    pub tls: Option<TlsConfig>,
+    pub handler: Arc<H>,
+    /// Shutdown flag: `true` makes sessions close between commands with `421 4.3.0`.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl<H> Clone for ServerContext<H> {
+    fn clone(&self) -> Self {
+        ServerContext {
+            settings: Arc::clone(&self.settings),
+            hostname: Arc::clone(&self.hostname),
+            tls: self.tls.clone(),
+            handler: Arc::clone(&self.handler),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+/// Reason a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The client sent QUIT and got `221`.
+    Quit,
+    /// The client closed the connection without QUIT.
+    ClientClosed,
+    /// `421 4.4.2`: no command within `command_timeout`.
+    CommandTimeout,
+    /// `421 4.4.2`: a message transfer took longer than `message_timeout`.
+    MessageTimeout,
+    /// `421 4.7.0`: `max_errors` commands failed.
+    TooManyErrors,
+    /// `421 4.3.0`: the server is shutting down.
+    Shutdown,
+    /// The TLS handshake failed or timed out.
+    TlsFailed,
+    /// Reading or writing failed.
+    Io(std::io::ErrorKind),
+}
+
+/// Protocol state of a session.
+pub(super) enum State {
+    /// Before EHLO or HELO, also right after STARTTLS.
+    AwaitingHelo,
+    /// After EHLO or HELO, outside a mail transaction.
+    Ready,
+    /// After an accepted MAIL FROM.
+    Mail(Transaction),
+}
+
+/// One mail transaction, from MAIL FROM to the reply on the message.
+pub(super) struct Transaction {
+    pub reverse_path: String,
+    /// Accepted destinations, each once.
+    pub recipients: Vec<Number>,
+    /// Set by the first BDAT of the transaction.
+    pub chunks: Option<Chunks>,
+}
+
+/// A BDAT message being received over several commands.
+pub(super) struct Chunks {
+    pub body: Body,
+    /// End of the message timeout, counted from the first BDAT.
+    pub deadline: Instant,
+}
+
+/// One SMTP session over a stream such as a `TcpStream` or a `tokio::io::duplex` end.
+pub struct Session<S, H> {
+    pub(super) conn: Connection<S>,
+    pub(super) context: ServerContext<H>,
+    pub(super) listener_tls: TlsMode,
+    pub(super) listener_auth: AuthMode,
+    pub(super) info: SessionInfo,
+    pub(super) state: State,
+    pub(super) helo_domain: Option<String>,
+    /// Commands that got a 4xx or 5xx reply, not counting decisions on whole messages.
+    errors: u32,
+    pub(super) messages_accepted: u32,
+    pub(super) messages_rejected: u32,
+}
+
+impl<S, H> Session<S, H>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: Handler,
+{
+    pub fn new(
+        stream: S,
+        peer: std::net::SocketAddr,
+        listener: &config::Listener,
+        context: ServerContext<H>,
+    ) -> Self {
+        Session {
+            conn: Connection::new(stream),
+            context,
+            listener_tls: listener.tls,
+            listener_auth: listener.auth,
+            info: SessionInfo {
+                session_id: ulid::Ulid::new().to_string(),
+                peer,
+                tls: false,
+                auth_identity: None,
+            },
+            state: State::AwaitingHelo,
+            helo_domain: None,
+            errors: 0,
+            messages_accepted: 0,
+            messages_rejected: 0,
+        }
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.info.session_id
+    }
+
+    /// Largest number of received bytes held unprocessed at once. Stays at most
+    /// [`MAX_LINE_LENGTH`] plus one read of 16 KiB, whatever the client sends.
+    pub fn peak_buffered(&self) -> usize {
+        self.conn.peak_input
+    }
+
+    /// Runs the session until it ends, in its own `smtp` tracing span.
+    pub async fn run(&mut self) -> SessionEnd {
+        let span = info_span!("smtp", session_id = %self.info.session_id, peer = %self.info.peer);
+        let end = self.converse().instrument(span.clone()).await;
+        span.in_scope(|| {
+            info!(
+                end = ?end,
+                messages_accepted = self.messages_accepted,
+                messages_rejected = self.messages_rejected,
+                "session ended"
+            );
+        });
+        end
+    }
+
+    async fn converse(&mut self) -> SessionEnd {
+        debug!(listener_tls = ?self.listener_tls, "session started");
+        let end = match self.greet_and_serve().await {
+            Ok(()) => SessionEnd::Quit,
+            Err(end) => end,
+        };
+        if let Some(farewell) = self.farewell(end) {
+            self.conn.queue(&farewell);
+        }
+        self.conn.shutdown(Instant::now() + FAREWELL_TIMEOUT).await;
+        end
+    }
+
+    async fn greet_and_serve(&mut self) -> Result<(), SessionEnd> {
+        if self.listener_tls == TlsMode::Implicit {
+            self.handshake().await?;
+        }
+        let greeting = format!("{} ESMTP faxgate", self.context.hostname);
+        self.conn.queue(&Reply::new(220, "", greeting));
+        loop {
+            let line = self.next_line(true).await?;
+            if self.dispatch(line).await? == Flow::Quit {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Returns the reply to send before closing, if the way the session ends calls for one.
+    fn farewell(&self, end: SessionEnd) -> Option<Reply> {
+        let hostname = &self.context.hostname;
+        match end {
+            SessionEnd::Quit => Some(Reply::new(221, "2.0.0", format!("{hostname} closing connection"))),
+            SessionEnd::CommandTimeout => {
+                Some(Reply::new(421, "4.4.2", format!("{hostname} timeout, closing connection")))
+            }
+            SessionEnd::MessageTimeout => Some(Reply::new(
+                421,
+                "4.4.2",
+                format!(
+                    "{hostname} timeout, the message did not arrive within {} seconds, closing connection",
+                    self.context.settings.message_timeout.as_secs()
+                ),
+            )),
+            SessionEnd::TooManyErrors => Some(Reply::new(421, "4.7.0", "too many errors, closing connection")),
+            SessionEnd::Shutdown => Some(Reply::new(421, "4.3.0", format!("{hostname} shutting down"))),
+            SessionEnd::ClientClosed | SessionEnd::TlsFailed | SessionEnd::Io(_) => None,
+        }
+    }
+
+    /// Waits for the next command line, or for the next line of an AUTH exchange when
+    /// `between_commands` is false. Only between commands does shutdown end the wait,
+    /// so an exchange in progress can finish within the shutdown grace period.
+    pub(super) async fn next_line(&mut self, between_commands: bool) -> Result<Line, SessionEnd> {
+        let command_deadline = Instant::now() + self.context.settings.command_timeout;
+        loop {
+            if between_commands && *self.context.shutdown.borrow() {
+                return Err(SessionEnd::Shutdown);
+            }
+            if let Some(line) = self.conn.take_line() {
+                return Ok(line);
+            }
+            let deadlines = Deadlines { command: command_deadline, message: self.message_deadline() };
+            let shutdown = between_commands.then_some(&mut self.context.shutdown);
+            self.conn.fill(deadlines, shutdown).await.map_err(read_end)?;
+        }
+    }
+
+    /// Reads more input inside a message transfer.
+    pub(super) async fn fill_message(&mut self, message_deadline: Instant) -> Result<(), SessionEnd> {
+        let deadlines = Deadlines {
+            command: Instant::now() + self.context.settings.command_timeout,
+            message: Some(message_deadline),
+        };
+        self.conn.fill(deadlines, None).await.map_err(read_end)
+    }
+
+    fn message_deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Mail(Transaction { chunks: Some(chunks), .. }) => Some(chunks.deadline),
+            _ => None,
+        }
+    }
+
+    /// Queues the reply to a command, and counts it against `max_errors` when negative.
+    pub(super) fn reply(&mut self, reply: Reply) -> Result<(), SessionEnd> {
+        let failed = !reply.is_positive();
+        self.conn.queue(&reply);
+        if failed {
+            self.errors += 1;
+            if self.errors >= self.context.settings.max_errors {
+                info!(errors = self.errors, "too many errors");
+                return Err(SessionEnd::TooManyErrors);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a reply that is not counted against `max_errors`, such as the decision on
+    /// a whole message.
+    pub(super) fn queue(&mut self, reply: &Reply) {
+        self.conn.queue(reply);
+    }
+
+    async fn dispatch(&mut self, line: Line) -> Result<Flow, SessionEnd> {
+        let line = match line {
+            Line::Complete(line) => line,
+            Line::TooLong => {
+                debug!(max = MAX_LINE_LENGTH, "command line too long");
+                self.reply(reply::line_too_long(MAX_LINE_LENGTH))?;
+                return Ok(Flow::Continue);
+            }
+        };
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(request) => request.into_owned(),
+            Err(err) => {
+                let reply = parse_error_reply(&line, err);
+                debug!(command = %quote(trim_line_end(&line)), reply = %reply, "invalid command");
+                self.reply(reply)?;
+                return Ok(Flow::Continue);
+            }
+        };
+        match request {
+            Request::Ehlo { host } => self.hello(host, true)?,
+            Request::Helo { host } => self.hello(host, false)?,
+            Request::Mail { from } => self.mail(from).await?,
+            Request::Rcpt { to } => self.rcpt(to).await?,
+            Request::Data => self.data().await?,
+            Request::Bdat { chunk_size, is_last } => self.bdat(chunk_size, is_last).await?,
+            Request::Auth { mechanism, initial_response } => self.auth(mechanism, initial_response).await?,
+            Request::StartTls => self.starttls().await?,
+            Request::Rset => {
+                self.reset_transaction();
+                self.reply(reply::ok("OK"))?;
+            }
+            Request::Noop { .. } => self.reply(reply::ok("OK"))?,
+            Request::Quit => return Ok(Flow::Quit),
+            Request::Vrfy { .. } => {
+                self.reply(Reply::new(252, "2.5.0", "cannot VRFY user, but will accept message and attempt delivery"))?
+            }
+            Request::Help { .. } => self.reply(Reply::new(
+                214,
+                "2.0.0",
+                "commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+            ))?,
+            other => {
+                let name = other.name();
+                debug!(command = name, "command not implemented");
+                self.reply(Reply::new(502, "5.5.1", format!("command {name} is not implemented")))?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn hello(&mut self, host: String, extended: bool) -> Result<(), SessionEnd> {
+        let hostname = Arc::clone(&self.context.hostname);
+        let helo_domain = quote(host.as_bytes());
+        self.reset_transaction();
+        self.state = State::Ready;
+        self.helo_domain = Some(host);
+        if !extended {
+            return self.reply(Reply::new(250, "", format!("{hostname} Hello {helo_domain}")));
+        }
+        let mut lines = vec![
+            format!("{hostname} Hello {helo_domain}"),
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.context.settings.max_message_size),
+            "8BITMIME".to_string(),
+            "ENHANCEDSTATUSCODES".to_string(),
+            "SMTPUTF8".to_string(),
+            "CHUNKING".to_string(),
+        ];
+        if self.starttls_offered() && !self.info.tls {
+            lines.push("STARTTLS".to_string());
+        }
+        if self.auth_offered() {
+            lines.push("AUTH PLAIN LOGIN".to_string());
+        }
+        self.reply(Reply::new(250, "", lines.join("\n")))
+    }
+
+    fn starttls_offered(&self) -> bool {
+        self.listener_tls == TlsMode::Starttls && self.context.tls.is_some()
+    }
+
+    /// AUTH is offered only over TLS, so that passwords never cross the network in clear.
+    pub(super) fn auth_offered(&self) -> bool {
+        self.listener_auth != AuthMode::None && self.info.tls
+    }
+
+    /// Ends the mail transaction, keeping EHLO and AUTH.
+    pub(super) fn reset_transaction(&mut self) {
+        if let State::Mail(_) = self.state {
+            self.state = State::Ready;
+        }
+    }
+
+    async fn starttls(&mut self) -> Result<(), SessionEnd> {
+        if !self.starttls_offered() {
+            return self.reply(Reply::new(502, "5.5.1", "STARTTLS is not offered on this listener"));
+        }
+        if self.info.tls {
+            return self.reply(reply::bad_sequence("TLS is already active"));
+        }
+        self.conn.queue(&Reply::new(220, "2.0.0", "Ready to start TLS"));
+        self.conn
+            .flush(Instant::now() + self.context.settings.command_timeout)
+            .await
+            .map_err(read_end)?;
+        // Bytes sent after STARTTLS before the handshake could be commands injected by a
+        // man in the middle, which must not run as if they came over TLS.
+        if let Some(discarded) = self.conn.discard_input() {
+            debug!(discarded = %discarded, "discarded input sent after STARTTLS");
+        }
+        self.handshake().await?;
+        // The client must start over as if newly connected.
+        self.state = State::AwaitingHelo;
+        self.helo_domain = None;
+        self.info.auth_identity = None;
+        Ok(())
+    }
+
+    async fn handshake(&mut self) -> Result<(), SessionEnd> {
+        let Some(tls) = &self.context.tls else {
+            debug!("no TLS certificate configured for a TLS listener");
+            return Err(SessionEnd::TlsFailed);
+        };
+        let acceptor = tls.acceptor();
+        let Stream::Plain(plain) = std::mem::replace(&mut self.conn.stream, Stream::Closed) else {
+            return Err(SessionEnd::TlsFailed);
+        };
+        let timeout = self.context.settings.command_timeout;
+        match tokio::time::timeout(timeout, acceptor.accept(plain)).await {
+            Ok(Ok(stream)) => {
+                self.conn.stream = Stream::Tls(Box::new(stream));
+                self.info.tls = true;
+                debug!("TLS established");
+                Ok(())
+            }
+            Ok(Err(err)) => {
+                debug!(error = %err, "TLS handshake failed");
+                Err(SessionEnd::TlsFailed)
+            }
+            Err(_) => {
+                debug!("TLS handshake timed out");
+                Err(SessionEnd::TlsFailed)
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+fn read_end(err: ReadError) -> SessionEnd {
+    match err {
+        ReadError::Closed => SessionEnd::ClientClosed,
+        ReadError::CommandTimeout => SessionEnd::CommandTimeout,
+        ReadError::MessageTimeout => SessionEnd::MessageTimeout,
+        ReadError::Shutdown => SessionEnd::Shutdown,
+        ReadError::Io(err) => {
+            debug!(error = %err, "connection failed");
+            SessionEnd::Io(err.kind())
+        }
+    }
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// The first word of a command line, for replies that name the command.
+fn verb(line: &[u8]) -> String {
+    let line = trim_line_end(line);
+    let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    quote(&line[..end]).to_ascii_uppercase()
+}
+
+/// The text between `<` and `>` of a command line, for replies that name an address.
+fn bracketed(line: &[u8]) -> String {
+    let line = trim_line_end(line);
+    let Some(start) = line.iter().position(|&b| b == b'<') else {
+        return String::new();
+    };
+    let rest = &line[start + 1..];
+    let end = rest.iter().position(|&b| b == b'>').unwrap_or(rest.len());
+    quote(&rest[..end])
+}
+
+fn parse_error_reply(line: &[u8], err: ParseError) -> Reply {
+    let verb = verb(line);
+    if verb.is_empty() {
+        return Reply::new(500, "5.5.2", "empty command line");
+    }
+    match err {
+        ParseError::UnknownCommand => Reply::new(500, "5.5.1", format!("command {verb} not recognized")),
+        ParseError::SyntaxError { syntax } => {
+            Reply::new(501, "5.5.4", format!("invalid {verb} command, expected {syntax}"))
+        }
+        ParseError::InvalidSenderAddress => {
+            Reply::new(501, "5.1.7", format!("invalid sender address <{}>", bracketed(line)))
+        }
+        ParseError::InvalidRecipientAddress => {
+            Reply::new(501, "5.1.3", format!("invalid recipient address <{}>", bracketed(line)))
+        }
+        ParseError::InvalidParameter { param } => {
+            Reply::new(501, "5.5.4", format!("invalid value for parameter {param} of {verb}"))
+        }
+        ParseError::UnsupportedParameter { param } => {
+            Reply::new(555, "5.5.4", format!("parameter {} of {verb} is not supported", quote(param.as_bytes())))
+        }
+        _ => Reply::new(501, "5.5.2", format!("syntax error in {verb} command")),
+    }
+}
