@@ -12,10 +12,13 @@ use super::{Converted, DocumentError, Limits, message_to_pdf, panic_message};
 
 /// Permits for running conversions, one per CPU: conversion is CPU-bound, so more at
 /// once would only slow each down and use more memory.
-static POOL: LazyLock<Semaphore> = LazyLock::new(|| {
-    let workers = std::thread::available_parallelism().map_or(2, |count| count.get());
-    Semaphore::new(workers)
-});
+pub(super) static POOL: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(workers()));
+
+/// Returns the number of conversions that run at once: the number of CPUs, or 2 when
+/// it cannot be read.
+pub(super) fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |count| count.get())
+}
 
 /// Converts a message as [`message_to_pdf`] does, on a blocking thread once a worker is
 /// free. Waiting longer than `limits.queue_timeout` for a worker, or longer than
