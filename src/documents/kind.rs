@@ -150,15 +150,14 @@ impl Office {
 pub(crate) fn detect(data: &[u8], declared: Option<&str>, name: Option<&str>) -> Kind {
     let from_declared = declared.and_then(from_mime_type);
     let from_name = name.and_then(from_file_name);
-    let kind = match sniff(data) {
+    match sniff(data) {
         // A ZIP or OLE2 container only says which family it is; the declared type or
         // the extension says which application.
         Some(Sniffed::Zip) => refine_zip(data, from_declared.or(from_name)),
         Some(Sniffed::Ole) => refine_ole(from_declared.or(from_name)),
         Some(Sniffed::Kind(kind)) => kind,
         None => from_declared.or(from_name).unwrap_or(Kind::Unknown),
-    };
-    kind
+    }
 }
 
 /// Converts one document to PDF pages. `page_budget` is the number of pages the fax may

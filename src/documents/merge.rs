@@ -7,6 +7,7 @@
 //! classic cross-reference tables.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use lopdf::xref::XrefType;
 use lopdf::{Dictionary, Document, Object, ObjectId};
@@ -103,8 +104,8 @@ fn renumber_reachable(
     let mut renumbered = HashMap::new();
     let mut pending: Vec<ObjectId> = Vec::new();
     for &page in pages {
-        if !renumbered.contains_key(&page) {
-            renumbered.insert(page, take_number(next_number));
+        if let Entry::Vacant(entry) = renumbered.entry(page) {
+            entry.insert(take_number(next_number));
             pending.push(page);
         }
     }

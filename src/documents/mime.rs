@@ -275,7 +275,7 @@ fn referenced_content_ids(message: &Message<'_>) -> HashSet<String> {
         while let Some(at) = rest.find("cid:") {
             rest = &rest[at + 4..];
             let end = rest
-                .find(|c: char| matches!(c, '"' | '\'' | '<' | '>' | ')' | ' ' | '\t' | '\r' | '\n'))
+                .find(['"', '\'', '<', '>', ')', ' ', '\t', '\r', '\n'])
                 .unwrap_or(rest.len());
             referenced.insert(normalize_content_id(&percent_decode(&rest[..end])));
             rest = &rest[end..];
