@@ -1,0 +1,343 @@
+//! Finding the documents in an email: a depth-first walk of the MIME tree in MIME order
+//! that opens multiparts, forwarded messages and the signed part of `multipart/signed`,
+//! and decides for each leaf part whether it is a document, skipped or rejected.
+//!
+//! Not documents: the text/HTML body, images the HTML body references by `cid:`, images
+//! below `min_image_pixels`, signatures, vCards, calendars and parts that are neither
+//! attachments nor named nor of a document type.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
+use tracing::{debug, warn};
+
+use super::kind::{self, Kind};
+use super::{BODY_NAME, DocumentError, Limits, PartOutcome, PartReport};
+
+/// One part of the message in MIME order: a document to convert, or a part left out.
+pub(crate) enum Item<'m> {
+    Document(Attachment<'m>),
+    Skipped(PartReport),
+}
+
+/// A part taken as a document.
+pub(crate) struct Attachment<'m> {
+    /// The decoded file name, or `attachment-N` for the N-th leaf part without one.
+    pub(crate) name: String,
+    pub(crate) data: Cow<'m, [u8]>,
+    pub(crate) kind: Kind,
+}
+
+/// Walks the message and returns its parts in MIME order. Fails when the message passes
+/// the part or depth limits, or is encrypted as a whole.
+pub(crate) fn extract<'m>(message: &'m Message<'m>, limits: &Limits) -> Result<Vec<Item<'m>>, DocumentError> {
+    let mut walk = Walk { limits, parts_seen: 0, leaves_seen: 0, items: Vec::new() };
+    walk.message(message, 0)?;
+    Ok(walk.items)
+}
+
+struct Walk<'l, 'm> {
+    limits: &'l Limits,
+    parts_seen: usize,
+    leaves_seen: usize,
+    items: Vec<Item<'m>>,
+}
+
+impl<'m> Walk<'_, 'm> {
+    fn message(&mut self, message: &'m Message<'m>, depth: usize) -> Result<(), DocumentError> {
+        if message.parts.is_empty() {
+            return Ok(());
+        }
+        let referenced = referenced_content_ids(message);
+        self.part(message, 0, depth, &referenced)
+    }
+
+    fn part(
+        &mut self,
+        message: &'m Message<'m>,
+        part_id: u32,
+        depth: usize,
+        referenced: &HashSet<String>,
+    ) -> Result<(), DocumentError> {
+        self.parts_seen += 1;
+        if self.parts_seen > self.limits.max_parts {
+            return Err(message_rejected(format!("it has more than {} MIME parts", self.limits.max_parts)));
+        }
+        if depth > self.limits.max_depth {
+            return Err(message_rejected(format!(
+                "its MIME parts are nested more than {} levels deep",
+                self.limits.max_depth
+            )));
+        }
+        let Some(part) = message.parts.get(part_id as usize) else {
+            return Ok(());
+        };
+
+        match &part.body {
+            PartType::Multipart(children) => self.multipart(message, part, children, depth, referenced),
+            PartType::Message(nested) => self.message(nested, depth + 1),
+            _ => {
+                self.leaf(part, referenced);
+                Ok(())
+            }
+        }
+    }
+
+    fn multipart(
+        &mut self,
+        message: &'m Message<'m>,
+        part: &'m MessagePart<'m>,
+        children: &[u32],
+        depth: usize,
+        referenced: &HashSet<String>,
+    ) -> Result<(), DocumentError> {
+        let subtype = part
+            .content_type()
+            .and_then(|content_type| content_type.subtype())
+            .unwrap_or("mixed")
+            .to_ascii_lowercase();
+        match subtype.as_str() {
+            "encrypted" => Err(message_rejected(
+                "it is encrypted; send it unencrypted".to_string(),
+            )),
+            // The first part is the signed content; the others are the signature.
+            "signed" => {
+                let Some((&content, signatures)) = children.split_first() else {
+                    return Ok(());
+                };
+                self.part(message, content, depth + 1, referenced)?;
+                for &signature in signatures {
+                    self.parts_seen += 1;
+                    if let Some(part) = message.parts.get(signature as usize) {
+                        self.leaves_seen += 1;
+                        let name = file_name(part).unwrap_or_else(|| format!("attachment-{}", self.leaves_seen));
+                        let detected = declared_type(part).unwrap_or_else(|| Kind::Signature.mime_type().to_string());
+                        self.skip(name, detected, "signature".to_string());
+                    }
+                }
+                Ok(())
+            }
+            _ => {
+                for &child in children {
+                    self.part(message, child, depth + 1, referenced)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn leaf(&mut self, part: &'m MessagePart<'m>, referenced: &HashSet<String>) {
+        self.leaves_seen += 1;
+        let declared = declared_type(part);
+        let name = file_name(part);
+        let is_attachment = part.content_disposition().is_some_and(|disposition| disposition.is_attachment());
+
+        if name.is_none() && !is_attachment && is_body_type(declared.as_deref()) {
+            let detected = declared.unwrap_or_else(|| "text/plain".to_string());
+            self.skip(BODY_NAME.to_string(), detected, "message body".to_string());
+            return;
+        }
+
+        let data = part_data(part);
+        let kind = kind::detect(&data, declared.as_deref(), name.as_deref());
+        let has_name = name.is_some();
+        let name = name.unwrap_or_else(|| format!("attachment-{}", self.leaves_seen));
+        let detected = kind.mime_type().to_string();
+
+        if let Some(reason) = kind.skip_reason() {
+            self.skip(name, detected, reason.to_string());
+            return;
+        }
+        if kind.is_image() {
+            if part.content_id().is_some_and(|id| referenced.contains(&normalize_content_id(id))) {
+                self.skip(name, detected, "image referenced by the HTML body".to_string());
+                return;
+            }
+            if let Some((width, height)) = kind::image_dimensions(kind, &data)
+                && u64::from(width) * u64::from(height) < self.limits.min_image_pixels
+            {
+                let reason = format!(
+                    "image of {width}x{height} pixels, below the minimum of {} pixels",
+                    self.limits.min_image_pixels
+                );
+                self.skip(name, detected, reason);
+                return;
+            }
+        }
+        if kind == Kind::Unknown && !has_name && !is_attachment {
+            self.skip(name, detected, "inline part that is not a document".to_string());
+            return;
+        }
+
+        debug!(name = %name, detected = %detected, bytes = data.len(), "document found");
+        self.items.push(Item::Document(Attachment { name, data, kind }));
+    }
+
+    fn skip(&mut self, name: String, detected: String, reason: String) {
+        debug!(name = %name, detected = %detected, reason = %reason, "part skipped");
+        self.items.push(Item::Skipped(PartReport { name, detected, outcome: PartOutcome::Skipped { reason } }));
+    }
+}
+
+fn message_rejected(reason: String) -> DocumentError {
+    DocumentError::Rejected { file: String::new(), reason }
+}
+
+/// Returns the declared MIME type as sent, lower case, without parameters. An invalid
+/// type without a slash is returned as is, so detection can ignore it.
+fn declared_type(part: &MessagePart<'_>) -> Option<String> {
+    let content_type = part.content_type()?;
+    let essence = match content_type.subtype() {
+        Some(subtype) => format!("{}/{}", content_type.ctype(), subtype),
+        None => content_type.ctype().to_string(),
+    };
+    Some(essence.to_ascii_lowercase())
+}
+
+/// Whether an unnamed inline part of this declared type is message text. A multipart
+/// without a boundary is read as one text part.
+fn is_body_type(declared: Option<&str>) -> bool {
+    let Some(declared) = declared else {
+        return true;
+    };
+    let top = declared.split('/').next().unwrap_or("");
+    let special = matches!(kind::from_mime_type(declared), Some(Kind::VCard | Kind::Calendar));
+    (top == "text" || top == "multipart") && !special
+}
+
+/// Returns the part's file name as decoded by mail-parser (RFC 2047 and RFC 2231), with
+/// any directory path and control characters removed.
+fn file_name(part: &MessagePart<'_>) -> Option<String> {
+    let raw = part.attachment_name()?;
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim();
+    (!cleaned.is_empty()).then(|| cleaned.to_string())
+}
+
+/// Returns the decoded content of a leaf part. When mail-parser could not decode the
+/// base64 of a part, it keeps the encoded text; that text is decoded here leniently.
+fn part_data<'m>(part: &'m MessagePart<'m>) -> Cow<'m, [u8]> {
+    let contents = part.contents();
+    let is_base64 = part
+        .content_transfer_encoding()
+        .is_some_and(|encoding| encoding.trim().eq_ignore_ascii_case("base64"));
+    if part.is_encoding_problem && is_base64 {
+        warn!(bytes = contents.len(), "damaged base64 in a part; decoding it leniently");
+        return Cow::Owned(decode_base64_leniently(contents));
+    }
+    Cow::Borrowed(contents)
+}
+
+/// Decodes base64 while skipping every character outside the alphabet, `=` included,
+/// and dropping a dangling last character, as MIME readers such as enmime do for
+/// damaged attachments. Non-zero padding bits are accepted.
+pub(crate) fn decode_base64_leniently(encoded: &[u8]) -> Vec<u8> {
+    let mut decoded = Vec::with_capacity(encoded.len() / 4 * 3);
+    let mut quantum: u32 = 0;
+    let mut count = 0;
+    for &byte in encoded {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => continue,
+        };
+        quantum = (quantum << 6) | u32::from(value);
+        count += 1;
+        if count == 4 {
+            decoded.extend_from_slice(&quantum.to_be_bytes()[1..]);
+            quantum = 0;
+            count = 0;
+        }
+    }
+    match count {
+        2 => decoded.push((quantum >> 4) as u8),
+        3 => decoded.extend_from_slice(&[(quantum >> 10) as u8, (quantum >> 2) as u8]),
+        _ => {}
+    }
+    decoded
+}
+
+/// Collects the content IDs that the HTML bodies of this message (not of messages
+/// nested in it) reference with `cid:` URLs, normalized for comparison.
+fn referenced_content_ids(message: &Message<'_>) -> HashSet<String> {
+    let mut referenced = HashSet::new();
+    for part in &message.parts {
+        let PartType::Html(html) = &part.body else {
+            continue;
+        };
+        let lower = html.to_ascii_lowercase();
+        let mut rest = lower.as_str();
+        while let Some(at) = rest.find("cid:") {
+            rest = &rest[at + 4..];
+            let end = rest
+                .find(['"', '\'', '<', '>', ')', ' ', '\t', '\r', '\n'])
+                .unwrap_or(rest.len());
+            referenced.insert(normalize_content_id(&percent_decode(&rest[..end])));
+            rest = &rest[end..];
+        }
+    }
+    referenced
+}
+
+/// Content IDs compare without angle brackets and case-insensitively.
+fn normalize_content_id(id: &str) -> String {
+    id.trim().trim_start_matches('<').trim_end_matches('>').to_ascii_lowercase()
+}
+
+/// Decodes `%XX` escapes, which a `cid:` URL uses for characters not allowed in URLs
+/// (RFC 2392).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%'
+            && let Some(hex) = text.get(at + 1..at + 3)
+            && let Ok(value) = u8::from_str_radix(hex, 16)
+        {
+            decoded.push(value);
+            at += 3;
+            continue;
+        }
+        decoded.push(bytes[at]);
+        at += 1;
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_base64_skips_invalid_characters() {
+        assert_eq!(decode_base64_leniently(b"PGh0*bWw+Cg=="), b"<html>\n");
+        assert_eq!(decode_base64_leniently(b"SGVsbG8gV29ybGQhA"), b"Hello World!");
+        assert_eq!(decode_base64_leniently(b"SGk\r\n=\r\n"), b"Hi");
+    }
+
+    #[test]
+    fn cid_references_found_in_html() {
+        let raw = b"Content-Type: multipart/related; boundary=b\r\n\r\n--b\r\n\
+            Content-Type: text/html\r\n\r\n<img src=\"CID:Logo%40x\"><img src='cid:two@x'>\r\n--b--\r\n";
+        let message = mail_parser::MessageParser::default().parse(raw).unwrap();
+        let referenced = referenced_content_ids(&message);
+        assert!(referenced.contains("logo@x"), "{referenced:?}");
+        assert!(referenced.contains("two@x"), "{referenced:?}");
+    }
+
+    #[test]
+    fn body_types() {
+        assert!(is_body_type(None));
+        assert!(is_body_type(Some("text/plain")));
+        assert!(is_body_type(Some("text/html")));
+        assert!(is_body_type(Some("multipart/report")));
+        assert!(!is_body_type(Some("text/calendar")));
+        assert!(!is_body_type(Some("application/pdf")));
+    }
+}
