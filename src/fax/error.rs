@@ -1,0 +1,176 @@
+//! The error of a fax backend call, classified the way the queue needs it: retry later
+//! (transient), give up now (permanent), and whether the fax may exist even though the
+//! call failed (ambiguous), in which case it must be looked up before any resend.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A failed call to a fax backend.
+///
+/// Classification by HTTP status: 400, 401, 402, 403, 404, 422 and any other 4xx except
+/// 408 and 429 are permanent; 408, 429 and 5xx are transient. Connection failures before
+/// the request went out are transient. A timeout or a broken connection after the
+/// request was sent, and a success answer that cannot be read, are transient and
+/// ambiguous.
+#[derive(Debug)]
+pub struct SubmitError {
+    kind: Kind,
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The API answered with this status.
+    Status(u16),
+    /// No connection could be made, so the request was never sent.
+    Connect,
+    /// The request may have reached the API: a timeout, a reset connection or an
+    /// unreadable success answer.
+    Ambiguous { timeout: bool },
+    /// A local failure that a retry may cure, such as a full disk.
+    LocalTransient,
+    /// A local failure that a retry cannot cure, such as an invalid setting.
+    LocalPermanent,
+}
+
+impl SubmitError {
+    /// An error answer from the API. `message` is the API's own explanation when its body
+    /// had one.
+    pub fn status(status: u16, message: impl Into<String>, retry_after: Option<Duration>) -> SubmitError {
+        SubmitError { kind: Kind::Status(status), message: message.into(), retry_after }
+    }
+
+    pub fn connect(message: impl Into<String>) -> SubmitError {
+        SubmitError { kind: Kind::Connect, message: message.into(), retry_after: None }
+    }
+
+    pub fn ambiguous(message: impl Into<String>, timeout: bool) -> SubmitError {
+        SubmitError { kind: Kind::Ambiguous { timeout }, message: message.into(), retry_after: None }
+    }
+
+    pub fn local_transient(message: impl Into<String>) -> SubmitError {
+        SubmitError { kind: Kind::LocalTransient, message: message.into(), retry_after: None }
+    }
+
+    pub fn local_permanent(message: impl Into<String>) -> SubmitError {
+        SubmitError { kind: Kind::LocalPermanent, message: message.into(), retry_after: None }
+    }
+
+    /// Classifies a `reqwest` failure of a request that was built and handed to the
+    /// client. `sent_effect` tells whether the request changes state on the server (a
+    /// POST that creates a fax): only then is a failure after sending ambiguous.
+    pub(crate) fn from_reqwest(err: &reqwest::Error, what: &str, sent_effect: bool) -> SubmitError {
+        let detail = error_chain(err);
+        if err.is_connect() {
+            return SubmitError::connect(format!("{what}: cannot connect: {detail}"));
+        }
+        if err.is_timeout() {
+            return SubmitError::ambiguous(format!("{what}: timed out: {detail}"), true);
+        }
+        if sent_effect {
+            SubmitError::ambiguous(format!("{what}: {detail}"), false)
+        } else {
+            SubmitError::local_transient(format!("{what}: {detail}"))
+        }
+    }
+
+    /// Whether a later attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self.kind {
+            Kind::Status(status) => status == 408 || status == 429 || status >= 500,
+            Kind::Connect | Kind::Ambiguous { .. } | Kind::LocalTransient => true,
+            Kind::LocalPermanent => false,
+        }
+    }
+
+    /// Whether the job should fail now without another attempt.
+    pub fn is_permanent(&self) -> bool {
+        !self.is_transient()
+    }
+
+    /// Whether the fax may have been created although the call failed, so that it must
+    /// be looked up before it is sent again.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self.kind, Kind::Ambiguous { .. })
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, Kind::Ambiguous { timeout: true })
+    }
+
+    /// The HTTP status of an error answer.
+    pub fn http_status(&self) -> Option<u16> {
+        match self.kind {
+            Kind::Status(status) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// The wait the API asked for with `Retry-After` (in seconds on the wire).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The explanation without the status prefix: for an API error, the API's `message`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Kind::Status(status) => write!(f, "fax API returned {status}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {}
+
+/// Joins an error and its sources with `: `, because `reqwest::Error`'s own Display
+/// leaves out the cause (such as "connection refused").
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classification() {
+        for status in [400, 401, 402, 403, 404, 409, 422] {
+            assert!(SubmitError::status(status, "x", None).is_permanent(), "{status} should be permanent");
+        }
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(SubmitError::status(status, "x", None).is_transient(), "{status} should be transient");
+        }
+    }
+
+    #[test]
+    fn ambiguous_is_transient() {
+        let err = SubmitError::ambiguous("timed out", true);
+        assert!(err.is_transient());
+        assert!(err.is_ambiguous());
+        assert!(err.is_timeout());
+        assert!(!SubmitError::connect("refused").is_ambiguous());
+    }
+
+    #[test]
+    fn display_includes_status_and_message() {
+        let err = SubmitError::status(422, "The (+15551) is not a valid phone number", None);
+        assert_eq!(err.to_string(), "fax API returned 422: The (+15551) is not a valid phone number");
+    }
+}
