@@ -223,7 +223,7 @@ async fn record_failure(queue: &Queue, policy: &RetryPolicy, job: &Job, err: &Su
     if next_attempt >= job.expires_at {
         let reason = format!("gave up after {} attempts: {error}", job.attempts);
         tracing::error!(job_id = %job.id, number = %job.to_number, error = %error, attempts = job.attempts, "fax job expired");
-        let change = Change { last_error: Some(&error), ..Change::default() };
+        let change = Change { last_error: Some(&reason), ..Change::default() };
         update(queue, job, JobState::Failed, change, &reason).await;
         return;
     }
