@@ -345,3 +345,49 @@ async fn failed_job_retry_sends_it() {
     assert_eq!(err.to_string(), format!("cannot retry job {}: it is submitted", ids[0]));
     harness.stop_workers().await;
 }
+
+#[tokio::test]
+async fn token_renewed_before_expiry() {
+    let fake = FakeSinch::start().await;
+    // A token that lasts 1 s is used for half of that.
+    fake.set_token_lifetime(1);
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    harness.start_workers(sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT), fast_policy(), 1);
+
+    let first = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    harness.wait_for_state(&first[0], JobState::Submitted).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let second = harness.queue.enqueue_faxes(request(&[TO_2]), PDF).await.unwrap();
+    harness.wait_for_state(&second[0], JobState::Submitted).await;
+
+    assert_eq!(fake.tokens_issued(), 2);
+    assert_eq!(fake.send_requests().len(), 2, "no send was refused for an expired token");
+    harness.stop_workers().await;
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_without_lookup() {
+    let fake = FakeSinch::start().await;
+    let mut backend_settings =
+        support::fax_settings(faxgate::config::FaxBackendKind::Sinch, Some(&fake), SinchAuth::Basic, Default::default());
+    // A port that was just free: nothing listens there.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    backend_settings.sinch.api_url = format!("http://{closed}");
+    let backend = faxgate::fax::Backend::from_config(&backend_settings, &support::webhooks(support::WEBHOOK_URL)).unwrap();
+    let policy = faxgate::queue::RetryPolicy {
+        first: Duration::from_millis(20),
+        max: Duration::from_millis(50),
+        lifetime: Duration::from_millis(300),
+    };
+    let mut harness = Harness::new(policy.lifetime).await;
+    harness.start_workers(backend, policy, 1);
+
+    let ids = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    let job = harness.wait_for_state(&ids[0], JobState::Failed).await;
+
+    assert!(job.attempts >= 2, "{} attempts", job.attempts);
+    assert!(!job.needs_lookup, "nothing was sent, so nothing needs a lookup");
+    let error = job.last_error.unwrap();
+    assert!(error.starts_with(&format!("gave up after {} attempts: sending the fax: cannot connect", job.attempts)), "{error}");
+    harness.stop_workers().await;
+}

@@ -8,10 +8,9 @@ use std::time::Duration;
 /// A failed call to a fax backend.
 ///
 /// Classification by HTTP status: 400, 401, 402, 403, 404, 422 and any other 4xx except
-/// 408 and 429 are permanent; 408, 429 and 5xx are transient. Connection failures before
-/// the request went out are transient. A timeout or a broken connection after the
-/// request was sent, and a success answer that cannot be read, are transient and
-/// ambiguous.
+/// 408 and 429 are permanent; 408, 429 and 5xx are transient. Network failures are
+/// transient. For a send, a timeout or a broken connection after the request went out,
+/// and a success answer that cannot be read, are also ambiguous.
 #[derive(Debug)]
 pub struct SubmitError {
     kind: Kind,
@@ -25,13 +24,14 @@ enum Kind {
     Status(u16),
     /// No connection could be made, so the request was never sent.
     Connect,
-    /// The request may have reached the API: a timeout, a reset connection or an
-    /// unreadable success answer.
+    /// The request may have reached the API and changed something there: a timeout, a
+    /// reset connection or an unreadable success answer of a send.
     Ambiguous { timeout: bool },
-    /// A local failure that a retry may cure, such as a full disk.
-    LocalTransient,
-    /// A local failure that a retry cannot cure, such as an invalid setting.
-    LocalPermanent,
+    /// A failure that a retry may cure and that cannot have created a fax, such as a
+    /// timed-out lookup or a full disk.
+    Transient { timeout: bool },
+    /// A failure that a retry cannot cure, such as an invalid setting.
+    Permanent,
 }
 
 impl SubmitError {
@@ -49,12 +49,12 @@ impl SubmitError {
         SubmitError { kind: Kind::Ambiguous { timeout }, message: message.into(), retry_after: None }
     }
 
-    pub fn local_transient(message: impl Into<String>) -> SubmitError {
-        SubmitError { kind: Kind::LocalTransient, message: message.into(), retry_after: None }
+    pub fn transient(message: impl Into<String>) -> SubmitError {
+        SubmitError { kind: Kind::Transient { timeout: false }, message: message.into(), retry_after: None }
     }
 
-    pub fn local_permanent(message: impl Into<String>) -> SubmitError {
-        SubmitError { kind: Kind::LocalPermanent, message: message.into(), retry_after: None }
+    pub fn permanent(message: impl Into<String>) -> SubmitError {
+        SubmitError { kind: Kind::Permanent, message: message.into(), retry_after: None }
     }
 
     /// Classifies a `reqwest` failure of a request that was built and handed to the
@@ -65,22 +65,18 @@ impl SubmitError {
         if err.is_connect() {
             return SubmitError::connect(format!("{what}: cannot connect: {detail}"));
         }
-        if err.is_timeout() {
-            return SubmitError::ambiguous(format!("{what}: timed out: {detail}"), true);
-        }
-        if sent_effect {
-            SubmitError::ambiguous(format!("{what}: {detail}"), false)
-        } else {
-            SubmitError::local_transient(format!("{what}: {detail}"))
-        }
+        let timeout = err.is_timeout();
+        let message = if timeout { format!("{what}: timed out: {detail}") } else { format!("{what}: {detail}") };
+        let kind = if sent_effect { Kind::Ambiguous { timeout } } else { Kind::Transient { timeout } };
+        SubmitError { kind, message, retry_after: None }
     }
 
     /// Whether a later attempt may succeed.
     pub fn is_transient(&self) -> bool {
         match self.kind {
             Kind::Status(status) => status == 408 || status == 429 || status >= 500,
-            Kind::Connect | Kind::Ambiguous { .. } | Kind::LocalTransient => true,
-            Kind::LocalPermanent => false,
+            Kind::Connect | Kind::Ambiguous { .. } | Kind::Transient { .. } => true,
+            Kind::Permanent => false,
         }
     }
 
@@ -96,7 +92,7 @@ impl SubmitError {
     }
 
     pub fn is_timeout(&self) -> bool {
-        matches!(self.kind, Kind::Ambiguous { timeout: true })
+        matches!(self.kind, Kind::Ambiguous { timeout: true } | Kind::Transient { timeout: true })
     }
 
     /// The HTTP status of an error answer.

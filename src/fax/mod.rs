@@ -22,6 +22,9 @@ pub use error::SubmitError;
 pub const JOB_LABEL: &str = "faxgateJob";
 
 /// A configured fax backend.
+// The daemon holds one backend behind an `Arc`, so the size of the larger variant costs
+// nothing worth a `Box`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Backend {
     Outbox(outbox::Outbox),

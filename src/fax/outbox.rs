@@ -49,7 +49,7 @@ impl Outbox {
         }]);
         let request = self.settings.request_json(&fax, file);
         let mut json = serde_json::to_vec_pretty(&request)
-            .map_err(|err| SubmitError::local_permanent(format!("cannot encode the outbox request: {err}")))?;
+            .map_err(|err| SubmitError::permanent(format!("cannot encode the outbox request: {err}")))?;
         json.push(b'\n');
 
         let dir = self.dir.clone();
@@ -62,9 +62,9 @@ impl Outbox {
             Ok(())
         })
         .await
-        .map_err(|err| SubmitError::local_transient(format!("outbox writer task failed: {err}")))?
+        .map_err(|err| SubmitError::transient(format!("outbox writer task failed: {err}")))?
         .map_err(|err| {
-            SubmitError::local_transient(format!("cannot write to the outbox {}: {err}", self.dir.display()))
+            SubmitError::transient(format!("cannot write to the outbox {}: {err}", self.dir.display()))
         })?;
 
         Ok(completed(fax.job_id))
@@ -75,7 +75,7 @@ impl Outbox {
         match tokio::fs::try_exists(&path).await {
             Ok(true) => Ok(Some(completed(job_id))),
             Ok(false) => Ok(None),
-            Err(err) => Err(SubmitError::local_transient(format!("cannot read {}: {err}", path.display()))),
+            Err(err) => Err(SubmitError::transient(format!("cannot read {}: {err}", path.display()))),
         }
     }
 

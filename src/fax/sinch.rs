@@ -131,9 +131,9 @@ impl SinchClient {
         let fax_object: Value = response
             .json()
             .await
-            .map_err(|err| SubmitError::local_transient(format!("reading fax {fax_id}: {}", error_chain(&err))))?;
+            .map_err(|err| SubmitError::transient(format!("reading fax {fax_id}: {}", error_chain(&err))))?;
         parse_fax(&fax_object)
-            .ok_or_else(|| SubmitError::local_transient(format!("the answer for fax {fax_id} has no fax id")))
+            .ok_or_else(|| SubmitError::transient(format!("the answer for fax {fax_id} has no fax id")))
     }
 
     /// Searches the faxes sent to `to` for the one labelled with `job_id`.
@@ -156,7 +156,7 @@ impl SinchClient {
             let response = self.send(|| self.http.get(url.clone()), "searching for a sent fax", false).await?;
             let response = check_status(response).await?;
             let list: Value = response.json().await.map_err(|err| {
-                SubmitError::local_transient(format!("reading the fax list: {}", error_chain(&err)))
+                SubmitError::transient(format!("reading the fax list: {}", error_chain(&err)))
             })?;
 
             let faxes = list.get("faxes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
@@ -238,12 +238,12 @@ impl SinchClient {
         }
         let response = check_status(response).await?;
         let answer: Value = response.json().await.map_err(|err| {
-            SubmitError::local_transient(format!("reading the access token answer: {}", error_chain(&err)))
+            SubmitError::transient(format!("reading the access token answer: {}", error_chain(&err)))
         })?;
         let value = answer
             .get("access_token")
             .and_then(Value::as_str)
-            .ok_or_else(|| SubmitError::local_transient("the token answer has no access_token"))?
+            .ok_or_else(|| SubmitError::transient("the token answer has no access_token"))?
             .to_string();
         let lifetime = answer.get("expires_in").and_then(as_u64).map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME);
         let usable = if lifetime > TOKEN_REFRESH_MARGIN * 2 { lifetime - TOKEN_REFRESH_MARGIN } else { lifetime / 2 };

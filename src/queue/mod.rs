@@ -672,7 +672,7 @@ async fn insert_event(
 /// Logs one state change as a single info line with the ids that tie it to the
 /// message and the fax.
 fn log_change(job: &Job, state: JobState, fax_id: Option<&str>, reason: &str) {
-    let fax_id = fax_id.or(job.fax_id.as_deref()).unwrap_or("");
+    let fax_id = fax_id.or(job.fax_id.as_deref());
     tracing::info!(
         job_id = %job.id,
         fax_id,

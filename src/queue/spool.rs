@@ -7,12 +7,17 @@ use std::path::{Path, PathBuf};
 /// Writes `bytes` to `dir/name` so that after a crash the file is either absent or
 /// complete: the bytes go to a temporary file in the same folder, which is flushed to
 /// disk, renamed over `name`, and then the folder itself is flushed so that the rename
-/// survives a power loss. `dir` must exist.
+/// survives a power loss. `dir` must exist. On Unix the file is readable by its owner
+/// only, because it holds a fax's content.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
     let target = dir.join(name);
     let temp = dir.join(format!(".{name}.{}.tmp", ulid::Ulid::new()));
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);

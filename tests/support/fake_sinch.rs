@@ -445,15 +445,15 @@ fn validate_send(request: &Value) -> (Vec<(String, String)>, Option<Vec<u8>>) {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {}
         _ => violation("callbackUrl", "callbackUrl is required by this fake".to_string()),
     }
-    if let Some(text) = request.get("headerText") {
-        if text.as_str().is_none_or(|t| t.chars().count() > 50) {
-            violation("headerText", "at most 50 characters".to_string());
-        }
+    if let Some(text) = request.get("headerText")
+        && text.as_str().is_none_or(|t| t.chars().count() > 50)
+    {
+        violation("headerText", "at most 50 characters".to_string());
     }
-    if let Some(resolution) = request.get("resolution") {
-        if !matches!(resolution.as_str(), Some("FINE" | "SUPERFINE")) {
-            violation("resolution", "must be FINE or SUPERFINE".to_string());
-        }
+    if let Some(resolution) = request.get("resolution")
+        && !matches!(resolution.as_str(), Some("FINE" | "SUPERFINE"))
+    {
+        violation("resolution", "must be FINE or SUPERFINE".to_string());
     }
     (violations, pdf)
 }
