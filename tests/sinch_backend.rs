@@ -370,9 +370,9 @@ async fn connection_refused_is_retried_without_lookup() {
     let fake = FakeSinch::start().await;
     let mut backend_settings =
         support::fax_settings(faxgate::config::FaxBackendKind::Sinch, Some(&fake), SinchAuth::Basic, Default::default());
-    // A port that was just free: nothing listens there.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    backend_settings.sinch.api_url = format!("http://{closed}");
+    // Port 1 (tcpmux) is unused on loopback. A port that was free a moment ago is not
+    // safe here, because another test's server may bind it meanwhile.
+    backend_settings.sinch.api_url = "http://127.0.0.1:1".to_string();
     let backend = faxgate::fax::Backend::from_config(&backend_settings, &support::webhooks(support::WEBHOOK_URL)).unwrap();
     let policy = faxgate::queue::RetryPolicy {
         first: Duration::from_millis(20),
