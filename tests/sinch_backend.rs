@@ -170,10 +170,7 @@ async fn invalid_parameters_fail_without_retry() {
     let job = harness.wait_for_state(&ids[0], JobState::Failed).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    assert_eq!(
-        job.last_error.as_deref(),
-        Some("fax API returned 422: The (+14155552222) is not a valid phone number")
-    );
+    assert_eq!(job.last_error.as_deref(), Some("fax API returned 422: The (+14155552222) is not a valid phone number"));
     assert_eq!(job.attempts, 1);
     assert_eq!(fake.send_requests().len(), 1);
     assert!(fake.faxes().is_empty());
@@ -215,11 +212,8 @@ async fn timeout_after_accept_sends_once() {
     assert_eq!(job.attempts, 2);
     assert!(!job.needs_lookup);
 
-    let lookups: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == Method::GET && r.path.ends_with("/faxes"))
-        .collect();
+    let lookups: Vec<_> =
+        fake.requests().into_iter().filter(|r| r.method == Method::GET && r.path.ends_with("/faxes")).collect();
     assert_eq!(lookups.len(), 1);
     let query = lookups[0].query.clone().unwrap();
     assert!(query.contains("to=%2B14155552222"), "query {query}");
@@ -368,12 +362,17 @@ async fn token_renewed_before_expiry() {
 #[tokio::test]
 async fn connection_refused_is_retried_without_lookup() {
     let fake = FakeSinch::start().await;
-    let mut backend_settings =
-        support::fax_settings(faxgate::config::FaxBackendKind::Sinch, Some(&fake), SinchAuth::Basic, Default::default());
+    let mut backend_settings = support::fax_settings(
+        faxgate::config::FaxBackendKind::Sinch,
+        Some(&fake),
+        SinchAuth::Basic,
+        Default::default(),
+    );
     // Port 1 (tcpmux) is unused on loopback. A port that was free a moment ago is not
     // safe here, because another test's server may bind it meanwhile.
     backend_settings.sinch.api_url = "http://127.0.0.1:1".to_string();
-    let backend = faxgate::fax::Backend::from_config(&backend_settings, &support::webhooks(support::WEBHOOK_URL)).unwrap();
+    let backend =
+        faxgate::fax::Backend::from_config(&backend_settings, &support::webhooks(support::WEBHOOK_URL)).unwrap();
     let policy = faxgate::queue::RetryPolicy {
         first: Duration::from_millis(20),
         max: Duration::from_millis(50),
@@ -388,6 +387,9 @@ async fn connection_refused_is_retried_without_lookup() {
     assert!(job.attempts >= 2, "{} attempts", job.attempts);
     assert!(!job.needs_lookup, "nothing was sent, so nothing needs a lookup");
     let error = job.last_error.unwrap();
-    assert!(error.starts_with(&format!("gave up after {} attempts: sending the fax: cannot connect", job.attempts)), "{error}");
+    assert!(
+        error.starts_with(&format!("gave up after {} attempts: sending the fax: cannot connect", job.attempts)),
+        "{error}"
+    );
     harness.stop_workers().await;
 }

@@ -1,6 +1,6 @@
 //! The error of a fax backend call, classified the way the queue needs it: retry later
-//! (transient), give up now (permanent), and whether the fax may exist even though the
-//! call failed (ambiguous), in which case it must be looked up before any resend.
+//! (transient) or give up now (permanent). An ambiguous error means the fax may exist
+//! even though the call failed, so it must be looked up before any resend.
 
 use std::fmt;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Classification by HTTP status: 400, 401, 402, 403, 404, 422 and any other 4xx except
 /// 408 and 429 are permanent; 408, 429 and 5xx are transient. Network failures are
 /// transient. For a send, a timeout or a broken connection after the request went out,
-/// and a success answer that cannot be read, are also ambiguous.
+/// and a success response that cannot be read, are also ambiguous.
 #[derive(Debug)]
 pub struct SubmitError {
     kind: Kind,
@@ -20,12 +20,12 @@ pub struct SubmitError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// The API answered with this status.
+    /// The API responded with this status.
     Status(u16),
     /// No connection could be made, so the request was never sent.
     Connect,
     /// The request may have reached the API and changed something there: a timeout, a
-    /// reset connection or an unreadable success answer of a send.
+    /// reset connection or an unreadable success response to a send.
     Ambiguous { timeout: bool },
     /// A failure that a retry may cure and that cannot have created a fax, such as a
     /// timed-out lookup or a full disk.
@@ -35,8 +35,8 @@ enum Kind {
 }
 
 impl SubmitError {
-    /// An error answer from the API. `message` is the API's own explanation when its body
-    /// had one.
+    /// Creates the error for an error response from the API. `message` is the API's own
+    /// explanation when its body had one.
     pub fn status(status: u16, message: impl Into<String>, retry_after: Option<Duration>) -> SubmitError {
         SubmitError { kind: Kind::Status(status), message: message.into(), retry_after }
     }
@@ -58,7 +58,7 @@ impl SubmitError {
     }
 
     /// Classifies a `reqwest` failure of a request that was built and handed to the
-    /// client. `sent_effect` tells whether the request changes state on the server (a
+    /// client. `sent_effect` is true when the request changes state on the server (a
     /// POST that creates a fax): only then is a failure after sending ambiguous.
     pub(crate) fn from_reqwest(err: &reqwest::Error, what: &str, sent_effect: bool) -> SubmitError {
         let detail = error_chain(err);
@@ -71,7 +71,7 @@ impl SubmitError {
         SubmitError { kind, message, retry_after: None }
     }
 
-    /// Whether a later attempt may succeed.
+    /// Returns whether a later attempt may succeed.
     pub fn is_transient(&self) -> bool {
         match self.kind {
             Kind::Status(status) => status == 408 || status == 429 || status >= 500,
@@ -80,13 +80,13 @@ impl SubmitError {
         }
     }
 
-    /// Whether the job should fail now without another attempt.
+    /// Returns whether the job should fail now without another attempt.
     pub fn is_permanent(&self) -> bool {
         !self.is_transient()
     }
 
-    /// Whether the fax may have been created although the call failed, so that it must
-    /// be looked up before it is sent again.
+    /// Returns whether the fax may have been created although the call failed, so that
+    /// it must be looked up before it is sent again.
     pub fn is_ambiguous(&self) -> bool {
         matches!(self.kind, Kind::Ambiguous { .. })
     }
@@ -95,7 +95,7 @@ impl SubmitError {
         matches!(self.kind, Kind::Ambiguous { timeout: true } | Kind::Transient { timeout: true })
     }
 
-    /// The HTTP status of an error answer.
+    /// Returns the HTTP status of an error response.
     pub fn http_status(&self) -> Option<u16> {
         match self.kind {
             Kind::Status(status) => Some(status),
@@ -103,12 +103,13 @@ impl SubmitError {
         }
     }
 
-    /// The wait the API asked for with `Retry-After` (in seconds on the wire).
+    /// Returns the wait the API requested with `Retry-After` (in seconds on the wire).
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
 
-    /// The explanation without the status prefix: for an API error, the API's `message`.
+    /// Returns the explanation without the status prefix: for an API error, the API's
+    /// `message`.
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -4,10 +4,10 @@
 //! the request it would have sent into a folder and reports the fax completed, so the
 //! whole flow runs on one machine without an account.
 //!
-//! Every submission carries the job id as the label `faxgateJob`, so that after an
-//! ambiguous failure (a timeout after the request was sent, or a restart in the middle
-//! of a submission) [`Backend::find`] can tell whether the fax exists before the queue
-//! sends it again.
+//! Every submission carries the job id as the label `faxgateJob`. After an ambiguous
+//! failure, such as a timeout after the request was sent or a restart in the middle of
+//! a submission, [`Backend::find`] uses that label to check whether the fax exists
+//! before the queue sends it again.
 
 pub mod error;
 pub mod outbox;
@@ -22,7 +22,7 @@ pub use error::SubmitError;
 pub const JOB_LABEL: &str = "faxgateJob";
 
 /// A configured fax backend.
-// The daemon holds one backend behind an `Arc`, so the size of the larger variant costs
+// The daemon keeps one backend behind an `Arc`, so the size of the larger variant costs
 // nothing worth a `Box`.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub struct FaxSubmission<'a> {
     pub pdf: &'a [u8],
 }
 
-/// What the backend knows about a fax it accepted.
+/// The state of a fax that the backend accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaxRecord {
     /// The fax id given by the backend.
@@ -99,8 +99,8 @@ impl Backend {
         }
     }
 
-    /// Sends one fax. The returned record is the backend's answer: `QUEUED` for Sinch,
-    /// `COMPLETED` for the outbox.
+    /// Sends one fax and returns the backend's record of it, with status `QUEUED` for
+    /// Sinch and `COMPLETED` for the outbox.
     pub async fn submit(&self, fax: FaxSubmission<'_>) -> Result<FaxRecord, SubmitError> {
         match self {
             Backend::Outbox(outbox) => outbox.submit(fax).await,
@@ -175,8 +175,7 @@ pub fn callback_url(webhooks: &config::Webhooks) -> Result<String, BackendError>
     let invalid = |reason: String| BackendError::CallbackUrl { url: webhooks.public_url.clone(), reason };
     let mut url = reqwest::Url::parse(&webhooks.public_url).map_err(|err| invalid(err.to_string()))?;
     if !webhooks.username.is_empty() {
-        url.set_username(&webhooks.username)
-            .map_err(|()| invalid("the URL cannot carry a username".to_string()))?;
+        url.set_username(&webhooks.username).map_err(|()| invalid("the URL cannot carry a username".to_string()))?;
     }
     if !webhooks.password.is_empty() {
         url.set_password(Some(webhooks.password.expose()))

@@ -3,7 +3,7 @@
 //!
 //! The JSON is the request the Sinch backend would have sent, except that the base64
 //! file is replaced by its `size` and `sha256`, and the webhook password inside
-//! `callbackUrl` is masked as `********` so that the folder holds no secret. Both files
+//! `callbackUrl` is masked as `********` so that the folder contains no secret. Both files
 //! are written to a temporary name, flushed to disk and renamed, the PDF first, so a
 //! present JSON file means the fax is complete; [`Outbox::find`] relies on that.
 
@@ -63,9 +63,7 @@ impl Outbox {
         })
         .await
         .map_err(|err| SubmitError::transient(format!("outbox writer task failed: {err}")))?
-        .map_err(|err| {
-            SubmitError::transient(format!("cannot write to the outbox {}: {err}", self.dir.display()))
-        })?;
+        .map_err(|err| SubmitError::transient(format!("cannot write to the outbox {}: {err}", self.dir.display())))?;
 
         Ok(completed(fax.job_id))
     }

@@ -1,10 +1,10 @@
 //! The Sinch Fax API v3 client: send a fax, look one up by id or by its job label.
 //!
 //! Requests are JSON, because multipart cannot carry `labels` reliably. Authentication
-//! is either an OAuth2 client-credentials token (fetched from `auth_url` with the key as
-//! Basic auth, shared by all workers and renewed 60 s before it expires) or the key as
-//! Basic auth on every call, which Sinch documents as rate-limited and meant for
-//! testing. Every request is bounded by `fax.sinch.request_timeout`.
+//! uses an OAuth2 client-credentials token, fetched from `auth_url` with the key as Basic
+//! auth, shared by all workers and renewed 60 s before it expires. The alternative is
+//! the key as Basic auth on every call, which Sinch documents as rate-limited and meant
+//! for testing. Every request is bounded by `fax.sinch.request_timeout`.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use crate::number::Number;
 /// same margin.
 const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-/// Token lifetime assumed when the token answer has no `expires_in`; Sinch documents
+/// Token lifetime assumed when the token response has no `expires_in`. Sinch documents
 /// tokens as lasting about one hour.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -82,7 +82,9 @@ impl SinchClient {
             .build()
             .map_err(|err| BackendError::HttpClient(error_chain(&err)))?;
 
-        let invalid = |reason: String| BackendError::HttpClient(format!("invalid fax.sinch.api_url {:?}: {reason}", sinch.api_url));
+        let invalid = |reason: String| {
+            BackendError::HttpClient(format!("invalid fax.sinch.api_url {:?}: {reason}", sinch.api_url))
+        };
         let mut faxes_url = Url::parse(&sinch.api_url).map_err(|err| invalid(err.to_string()))?;
         faxes_url
             .path_segments_mut()
@@ -103,23 +105,24 @@ impl SinchClient {
     }
 
     /// Sends one fax with `POST /v3/projects/{projectId}/faxes` and returns the Fax
-    /// object of the answer.
+    /// object of the response.
     pub(crate) async fn submit(&self, fax: FaxSubmission<'_>) -> Result<FaxRecord, SubmitError> {
         let files = serde_json::json!([{ "file": BASE64.encode(fax.pdf), "fileType": "PDF" }]);
         let body = self.settings.request_json(&fax, files);
         let url = self.faxes_url.clone();
-        let response = self
-            .send(|| self.http.request(Method::POST, url.clone()).json(&body), "sending the fax", true)
-            .await?;
+        let response =
+            self.send(|| self.http.request(Method::POST, url.clone()).json(&body), "sending the fax", true).await?;
         let response = check_status(response).await?;
-        // From here on the API has accepted the fax. An answer that cannot be read is
+        // From here on the API has accepted the fax. A response that cannot be read is
         // ambiguous, so that the queue looks the fax up instead of sending it again.
-        let fax_object: Value = response
-            .json()
-            .await
-            .map_err(|err| SubmitError::ambiguous(format!("reading the answer to a sent fax: {}", error_chain(&err)), err.is_timeout()))?;
+        let fax_object: Value = response.json().await.map_err(|err| {
+            SubmitError::ambiguous(
+                format!("reading the response to a sent fax: {}", error_chain(&err)),
+                err.is_timeout(),
+            )
+        })?;
         parse_fax(&fax_object)
-            .ok_or_else(|| SubmitError::ambiguous("the fax API accepted the fax but its answer has no fax id", false))
+            .ok_or_else(|| SubmitError::ambiguous("the fax API accepted the fax but its response has no fax id", false))
     }
 
     /// Reads one fax with `GET /v3/projects/{projectId}/faxes/{id}`.
@@ -133,14 +136,14 @@ impl SinchClient {
             .await
             .map_err(|err| SubmitError::transient(format!("reading fax {fax_id}: {}", error_chain(&err))))?;
         parse_fax(&fax_object)
-            .ok_or_else(|| SubmitError::transient(format!("the answer for fax {fax_id} has no fax id")))
+            .ok_or_else(|| SubmitError::transient(format!("the response for fax {fax_id} has no fax id")))
     }
 
     /// Searches the faxes sent to `to` for the one labelled with `job_id`.
     ///
     /// The list endpoint filters `to` by prefix and, without a date filter, covers the
     /// last week, so the labels are compared here.
-    /// NOTE: a fax created more than a week before the search is not found. That holds
+    /// NOTE: a fax created more than a week before the search is not found. That is safe
     /// while `fax.max_queue_lifetime` stays under a week (the default is 5 days).
     pub(crate) async fn find(&self, job_id: &str, to: &Number) -> Result<Option<FaxRecord>, SubmitError> {
         let mut page: Option<u64> = None;
@@ -155,9 +158,10 @@ impl SinchClient {
             }
             let response = self.send(|| self.http.get(url.clone()), "searching for a sent fax", false).await?;
             let response = check_status(response).await?;
-            let list: Value = response.json().await.map_err(|err| {
-                SubmitError::transient(format!("reading the fax list: {}", error_chain(&err)))
-            })?;
+            let list: Value = response
+                .json()
+                .await
+                .map_err(|err| SubmitError::transient(format!("reading the fax list: {}", error_chain(&err))))?;
 
             let faxes = list.get("faxes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
             let found = faxes
@@ -167,7 +171,7 @@ impl SinchClient {
                 return Ok(parse_fax(fax));
             }
 
-            // Older answers name the current page `pageNumber`, newer ones `page`. The
+            // Older responses name the current page `pageNumber`, newer ones `page`. The
             // next page is `page + 1` while `page < totalPages`, as in Sinch's Node SDK;
             // with 0-based numbering that reads one empty page at the end, which stops
             // the loop.
@@ -184,7 +188,7 @@ impl SinchClient {
         Ok(None)
     }
 
-    /// Sends a request built by `build` with credentials. With OAuth2, a 401 answer to a
+    /// Sends a request built by `build` with credentials. With OAuth2, a 401 response to a
     /// cached token drops the token and repeats the request once with a new one, because
     /// Sinch may revoke a token before its `expires_in`.
     async fn send(
@@ -237,15 +241,19 @@ impl SinchClient {
             ));
         }
         let response = check_status(response).await?;
-        let answer: Value = response.json().await.map_err(|err| {
-            SubmitError::transient(format!("reading the access token answer: {}", error_chain(&err)))
+        let token_response: Value = response.json().await.map_err(|err| {
+            SubmitError::transient(format!("reading the access token response: {}", error_chain(&err)))
         })?;
-        let value = answer
+        let value = token_response
             .get("access_token")
             .and_then(Value::as_str)
-            .ok_or_else(|| SubmitError::transient("the token answer has no access_token"))?
+            .ok_or_else(|| SubmitError::transient("the token response has no access_token"))?
             .to_string();
-        let lifetime = answer.get("expires_in").and_then(as_u64).map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        let lifetime = token_response
+            .get("expires_in")
+            .and_then(as_u64)
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         let usable = if lifetime > TOKEN_REFRESH_MARGIN * 2 { lifetime - TOKEN_REFRESH_MARGIN } else { lifetime / 2 };
         tracing::info!(expires_in = lifetime.as_secs(), "fetched a fax API access token");
 
@@ -254,7 +262,7 @@ impl SinchClient {
     }
 }
 
-/// Passes a success answer through and turns an error answer into a [`SubmitError`]
+/// Passes a success response through and turns an error response into a [`SubmitError`]
 /// that carries the API's `message`, its field violations and `Retry-After`.
 async fn check_status(response: Response) -> Result<Response, SubmitError> {
     let status = response.status();

@@ -16,8 +16,8 @@
 //! A job is claimed by switching it from `queued` to `submitting` in the database
 //! before the backend is called. A job found in `submitting` at start was cut off by a
 //! crash, so its outcome is unknown: it goes back to `queued` with `needs_lookup` set,
-//! and the worker asks the backend for a fax with the job's label before it sends
-//! anything. Timeouts after the request was sent are handled the same way, so a job is
+//! and the worker searches the backend for a fax with the job's label before it
+//! sends anything. Timeouts after the request was sent are handled the same way, so a job is
 //! never submitted twice as long as the backend can find its faxes.
 //!
 //! The spooled PDF is shared by the jobs of one message. It is kept while any of them
@@ -409,10 +409,14 @@ impl Queue {
         let rows = match state {
             Some(state) => {
                 let state: JobState = state.parse()?;
-                sqlx::query(concat!("SELECT ", job_columns!(), " FROM fax_jobs WHERE state = ? ORDER BY created_at, id"))
-                    .bind(state.as_str())
-                    .fetch_all(self.pool())
-                    .await?
+                sqlx::query(concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM fax_jobs WHERE state = ? ORDER BY created_at, id"
+                ))
+                .bind(state.as_str())
+                .fetch_all(self.pool())
+                .await?
             }
             None => {
                 sqlx::query(concat!("SELECT ", job_columns!(), " FROM fax_jobs ORDER BY created_at, id"))
@@ -638,10 +642,14 @@ impl Queue {
             Ok(0) => match tokio::fs::remove_file(&job.document).await {
                 Ok(()) => tracing::debug!(job_id = %job.id, path = %document, "removed the spooled document"),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => tracing::warn!(job_id = %job.id, path = %document, error = %err, "cannot remove the spooled document"),
+                Err(err) => {
+                    tracing::warn!(job_id = %job.id, path = %document, error = %err, "cannot remove the spooled document")
+                }
             },
             Ok(_) => {}
-            Err(err) => tracing::warn!(job_id = %job.id, error = %err, "cannot check whether the spooled document is still in use"),
+            Err(err) => {
+                tracing::warn!(job_id = %job.id, error = %err, "cannot check whether the spooled document is still in use")
+            }
         }
     }
 

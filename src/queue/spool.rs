@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// complete: the bytes go to a temporary file in the same folder, which is flushed to
 /// disk, renamed over `name`, and then the folder itself is flushed so that the rename
 /// survives a power loss. `dir` must exist. On Unix the file is readable by its owner
-/// only, because it holds a fax's content.
+/// only, because it contains a fax's content.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
     let target = dir.join(name);
     let temp = dir.join(format!(".{name}.{}.tmp", ulid::Ulid::new()));

@@ -11,7 +11,7 @@ use super::{Change, Job, JobState, Queue, ms_from_time};
 use crate::config;
 use crate::fax::{Backend, FaxRecord, FaxStatus, FaxSubmission, SubmitError};
 
-/// Longest an idle worker sleeps before it checks the database again. This bounds how
+/// Maximum time an idle worker sleeps before it checks the database again. This bounds how
 /// late a job changed by another process (such as `faxgate queue retry`) is picked up;
 /// jobs enqueued or retried in this process wake the workers at once.
 const POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -72,7 +72,10 @@ pub async fn run_workers(
     queue.set_lifetime(policy.lifetime);
     match queue.recover_interrupted().await {
         Ok(0) => {}
-        Ok(count) => tracing::warn!(count, "fax jobs were interrupted during submission; they will be looked up before any resend"),
+        Ok(count) => tracing::warn!(
+            count,
+            "fax jobs were interrupted during submission; they will be looked up before any resend"
+        ),
         Err(err) => tracing::error!(error = %err, "cannot recover fax jobs interrupted during submission"),
     }
 

@@ -50,9 +50,9 @@ impl RecordedRequest {
 /// What the fake does with the next fax send.
 #[derive(Debug, Clone)]
 pub enum SendScript {
-    /// Answer with this status and Sinch error body, without storing the fax.
+    /// Respond with this status and a Sinch error body, without storing the fax.
     Fail { status: u16, message: String, retry_after: Option<u64> },
-    /// Store the fax, then wait this long before answering, so that a client with a
+    /// Store the fax, then wait this long before responding, so that a client with a
     /// shorter timeout gives up after the fax exists.
     AcceptThenStall(Duration),
 }
@@ -77,7 +77,7 @@ struct Shared {
     /// The `callbackUrl` of each fax as sent, with credentials; the stored fax object
     /// masks them as Sinch does.
     callback_urls: HashMap<String, String>,
-    /// Name of the list answer's page field: `page` (current) or `pageNumber` (older).
+    /// Name of the list response's page field: `page` (current) or `pageNumber` (older).
     page_field: &'static str,
 }
 
@@ -95,7 +95,8 @@ impl Drop for FakeSinch {
 
 impl FakeSinch {
     pub async fn start() -> FakeSinch {
-        let shared = Arc::new(Mutex::new(Shared { token_lifetime_secs: 3600, page_field: "page", ..Shared::default() }));
+        let shared =
+            Arc::new(Mutex::new(Shared { token_lifetime_secs: 3600, page_field: "page", ..Shared::default() }));
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake Sinch server");
         let addr = listener.local_addr().unwrap();
@@ -105,12 +106,12 @@ impl FakeSinch {
         FakeSinch { addr, shared, server }
     }
 
-    /// The base URL to use as `fax.sinch.api_url`.
+    /// Returns the base URL to use as `fax.sinch.api_url`.
     pub fn api_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// The URL to use as `fax.sinch.auth_url`.
+    /// Returns the URL to use as `fax.sinch.auth_url`.
     pub fn auth_url(&self) -> String {
         format!("http://{}/oauth2/token", self.addr)
     }
@@ -144,7 +145,7 @@ impl FakeSinch {
         self.lock().tokens.clear();
     }
 
-    /// Names the list answer's page field `pageNumber`, as older API versions did.
+    /// Names the list response's page field `pageNumber`, as older API versions did.
     pub fn use_page_number_field(&self) {
         self.lock().page_field = "pageNumber";
     }
@@ -157,15 +158,12 @@ impl FakeSinch {
         self.lock().requests.clone()
     }
 
-    /// The fax sends received, whatever their answer.
+    /// Returns the fax sends received, whatever the response.
     pub fn send_requests(&self) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.method == Method::POST && r.path.ends_with("/faxes"))
-            .collect()
+        self.requests().into_iter().filter(|r| r.method == Method::POST && r.path.ends_with("/faxes")).collect()
     }
 
-    /// The faxes stored, as the API would return them.
+    /// Returns the faxes stored, as the API would return them.
     pub fn faxes(&self) -> Vec<Value> {
         self.lock().faxes.clone()
     }
@@ -247,9 +245,14 @@ impl FakeSinch {
             CallbackFormat::Multipart => {
                 let boundary = format!("fakesinch{}", ulid::Ulid::new());
                 let mut body = Vec::new();
-                for (name, value) in [("event", "FAX_COMPLETED".to_string()), ("eventTime", event_time.to_string()), ("fax", fax.to_string())] {
+                for (name, value) in [
+                    ("event", "FAX_COMPLETED".to_string()),
+                    ("eventTime", event_time.to_string()),
+                    ("fax", fax.to_string()),
+                ] {
                     body.extend_from_slice(
-                        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+                        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                            .as_bytes(),
                     );
                 }
                 body.extend_from_slice(
@@ -310,7 +313,10 @@ async fn handle(
             let shared = shared.lock().unwrap();
             match shared.pdfs.get(*id) {
                 Some(pdf) => (
-                    [(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}.pdf\""))],
+                    [
+                        (header::CONTENT_TYPE, "application/pdf".to_string()),
+                        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}.pdf\"")),
+                    ],
                     pdf.clone(),
                 )
                     .into_response(),
@@ -459,9 +465,9 @@ fn validate_send(request: &Value) -> (Vec<(String, String)>, Option<Vec<u8>>) {
 }
 
 fn is_e164(number: &str) -> bool {
-    number
-        .strip_prefix('+')
-        .is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0'))
+    number.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+    })
 }
 
 fn store_fax(shared: &mut Shared, request: &Value, pdf: Vec<u8>) -> String {
@@ -508,20 +514,21 @@ fn list_faxes(shared: &Mutex<Shared>, query: &str) -> Response {
         .collect();
     let total_pages = matching.len().div_ceil(page_size);
     let faxes: Vec<Value> = matching.into_iter().skip((page - 1) * page_size).take(page_size).cloned().collect();
-    let mut answer = json!({
+    let mut response = json!({
         "faxes": faxes,
         "pageSize": page_size,
         "totalItems": shared.faxes.len(),
         "totalPages": total_pages,
     });
-    answer[shared.page_field] = json!(page);
-    axum::Json(answer).into_response()
+    response[shared.page_field] = json!(page);
+    axum::Json(response).into_response()
 }
 
 fn sinch_error(status: u16, error: &str, message: &str, violations: Vec<(String, String)>) -> Response {
     let mut body = json!({ "code": status.to_string(), "error": error, "message": message });
     if !violations.is_empty() {
-        let list: Vec<Value> = violations.iter().map(|(field, description)| json!({"field": field, "description": description})).collect();
+        let list: Vec<Value> =
+            violations.iter().map(|(field, description)| json!({"field": field, "description": description})).collect();
         body["details"] = json!({ "fieldViolations": list });
     }
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()

@@ -57,7 +57,12 @@ pub fn webhooks(public_url: &str) -> config::Webhooks {
 }
 
 /// Fax settings for `backend`, pointing at `fake` when given.
-pub fn fax_settings(backend: FaxBackendKind, fake: Option<&FakeSinch>, auth: SinchAuth, outbox_dir: PathBuf) -> config::Fax {
+pub fn fax_settings(
+    backend: FaxBackendKind,
+    fake: Option<&FakeSinch>,
+    auth: SinchAuth,
+    outbox_dir: PathBuf,
+) -> config::Fax {
     config::Fax {
         backend,
         header_text: "faxgate test".to_string(),
