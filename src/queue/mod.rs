@@ -1,2 +1,737 @@
-//! stub
-pub const SCHEMA: &[&str] = &[];
+//! The durable fax job queue: one job per recipient of an accepted message, kept in the
+//! store's SQLite database with a history of every state change, and the message's PDF
+//! kept in the spool folder.
+//!
+//! Life of a job:
+//!
+//! ```text
+//! queued -> submitting -> submitted -> completed | failed   (Sinch: the result comes later)
+//!              |      \-> completed                          (outbox)
+//!              |-> queued (transient failure, retried after a backoff)
+//!              \-> failed (permanent failure, or the lifetime ran out)
+//! queued | failed -> deleted  (by an administrator; the job is never submitted)
+//! failed -> queued            (by an administrator)
+//! ```
+//!
+//! A job is claimed by switching it from `queued` to `submitting` in the database
+//! before the backend is called. A job found in `submitting` at start was cut off by a
+//! crash, so its outcome is unknown: it goes back to `queued` with `needs_lookup` set,
+//! and the worker searches the backend for a fax with the job's label before it
+//! sends anything. Timeouts after the request was sent are handled the same way, so a job is
+//! never submitted twice as long as the backend can find its faxes.
+//!
+//! The spooled PDF is shared by the jobs of one message. It is kept while any of them
+//! is queued, submitting, submitted or failed (so that `retry` can send it again and a
+//! report can attach it), and deleted when all of them are completed or deleted.
+
+mod spool;
+mod worker;
+
+pub(crate) use spool::write_atomic;
+pub use worker::{RetryPolicy, run_workers};
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use tokio::sync::Notify;
+
+use crate::fax::{FaxRecord, FaxStatus};
+use crate::number::Number;
+use crate::store::Store;
+
+/// Tables of the fax queue. Times are milliseconds since the Unix epoch, UTC.
+pub const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS fax_jobs (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        message_id TEXT,
+        reverse_path TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        from_number TEXT NOT NULL,
+        to_number TEXT NOT NULL,
+        pages INTEGER NOT NULL,
+        document TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        needs_lookup INTEGER NOT NULL DEFAULT 0,
+        fax_id TEXT,
+        last_error TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS fax_jobs_due ON fax_jobs (state, next_attempt_at)",
+    "CREATE INDEX IF NOT EXISTS fax_jobs_fax_id ON fax_jobs (fax_id)",
+    "CREATE INDEX IF NOT EXISTS fax_jobs_document ON fax_jobs (document)",
+    "CREATE TABLE IF NOT EXISTS fax_job_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS fax_job_events_job ON fax_job_events (job_id, seq)",
+];
+
+/// How long a job may wait for a successful submission before it fails, unless
+/// [`Queue::with_lifetime`] or [`run_workers`] sets another; the default of
+/// `fax.max_queue_lifetime` (5 days).
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
+
+/// The columns of `fax_jobs` in the order [`job_from_row`] reads them.
+macro_rules! job_columns {
+    () => {
+        "id, state, session_id, message_id, reverse_path, sender, from_number, to_number, pages, document, \
+         created_at, updated_at, expires_at, attempts, next_attempt_at, needs_lookup, fax_id, last_error"
+    };
+}
+
+/// An accepted message to fax: what the SMTP intake hands to the queue.
+#[derive(Debug, Clone)]
+pub struct FaxRequest {
+    pub session_id: String,
+    pub message_id: Option<String>,
+    pub reverse_path: String,
+    /// The mapped email address the fax is sent for.
+    pub sender: String,
+    pub from_number: Number,
+    pub recipients: Vec<Number>,
+    pub pages: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    Queued,
+    Submitting,
+    /// Accepted by the fax API, waiting for its result.
+    Submitted,
+    Completed,
+    Failed,
+    Deleted,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Submitting,
+        JobState::Submitted,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Submitting => "submitting",
+            JobState::Submitted => "submitted",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Deleted => "deleted",
+        }
+    }
+
+    /// Whether the job has ended and no worker will touch it again.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed | JobState::Deleted)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = QueueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| QueueError::UnknownState(s.to_string()))
+    }
+}
+
+/// One fax job as stored.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// A ULID, also sent to the fax API as the `faxgateJob` label.
+    pub id: String,
+    pub state: JobState,
+    pub session_id: String,
+    pub message_id: Option<String>,
+    pub reverse_path: String,
+    pub sender: String,
+    pub from_number: Number,
+    pub to_number: Number,
+    pub pages: u32,
+    /// The spooled PDF.
+    pub document: PathBuf,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+    /// When retries stop and the job fails.
+    pub expires_at: SystemTime,
+    /// Claims by a worker since the job was created or last retried by hand.
+    pub attempts: u32,
+    /// When a `queued` job is due.
+    pub next_attempt_at: SystemTime,
+    /// Whether an earlier attempt may have created the fax, so the backend must be
+    /// searched before the next send.
+    pub needs_lookup: bool,
+    pub fax_id: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// One state change of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEvent {
+    pub at: SystemTime,
+    pub state: JobState,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("cannot write the spool file in {path}: {source}")]
+    Spool { path: String, source: std::io::Error },
+    #[error("a fax request needs at least one recipient")]
+    NoRecipients,
+    #[error("the document to fax is empty")]
+    EmptyDocument,
+    #[error("job {0} not found")]
+    NotFound(String),
+    #[error("cannot {action} job {id}: it is {state}")]
+    WrongState { id: String, state: JobState, action: &'static str },
+    #[error("unknown job state {0:?}; expected one of queued, submitting, submitted, completed, failed, deleted")]
+    UnknownState(String),
+    #[error("job {id} has an invalid stored value: {reason}")]
+    Corrupt { id: String, reason: String },
+}
+
+/// A handle to the queue, cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    spool_dir: PathBuf,
+    /// Wakes idle workers when a job becomes due now.
+    notify: Notify,
+    /// The lifetime given to new and retried jobs, in milliseconds.
+    lifetime_ms: AtomicU64,
+}
+
+/// The fields a state change sets besides `state`; `None` keeps the stored value.
+#[derive(Debug, Default, Clone, Copy)]
+struct Change<'a> {
+    fax_id: Option<&'a str>,
+    last_error: Option<&'a str>,
+    next_attempt_at: Option<i64>,
+    needs_lookup: Option<bool>,
+}
+
+impl Queue {
+    pub fn new(store: Store, spool_dir: PathBuf) -> Queue {
+        Queue {
+            inner: Arc::new(Inner {
+                store,
+                spool_dir,
+                notify: Notify::new(),
+                lifetime_ms: AtomicU64::new(DEFAULT_LIFETIME.as_millis() as u64),
+            }),
+        }
+    }
+
+    /// Sets the lifetime of jobs enqueued or retried from now on (`fax.max_queue_lifetime`).
+    pub fn with_lifetime(self, lifetime: Duration) -> Queue {
+        self.set_lifetime(lifetime);
+        self
+    }
+
+    pub(crate) fn set_lifetime(&self, lifetime: Duration) {
+        let millis = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        self.inner.lifetime_ms.store(millis, Ordering::Relaxed);
+    }
+
+    fn lifetime_ms(&self) -> i64 {
+        i64::try_from(self.inner.lifetime_ms.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+    }
+
+    pub fn spool_dir(&self) -> &std::path::Path {
+        &self.inner.spool_dir
+    }
+
+    fn pool(&self) -> &sqlx::SqlitePool {
+        self.inner.store.pool()
+    }
+
+    /// Stores an accepted message: writes the PDF to the spool, then inserts one job per
+    /// recipient and a history row for each in one transaction. Returns the job ids only
+    /// when both are on disk: the file is flushed and renamed and its folder flushed,
+    /// and the transaction is committed under `synchronous=FULL`.
+    ///
+    /// NOTE: a crash between the rename and the commit leaves a spool file that no job
+    /// uses; nothing removes such files yet.
+    pub async fn enqueue_faxes(&self, request: FaxRequest, pdf: &[u8]) -> Result<Vec<String>, QueueError> {
+        if request.recipients.is_empty() {
+            return Err(QueueError::NoRecipients);
+        }
+        if pdf.is_empty() {
+            return Err(QueueError::EmptyDocument);
+        }
+
+        let document = self.write_document(pdf).await?;
+        let result = self.insert_jobs(&request, &document).await;
+        match result {
+            Ok(ids) => {
+                for (id, number) in ids.iter().zip(&request.recipients) {
+                    tracing::info!(
+                        job_id = %id,
+                        number = %number,
+                        session_id = %request.session_id,
+                        pages = request.pages,
+                        state = "queued",
+                        "fax job queued"
+                    );
+                }
+                self.inner.notify.notify_waiters();
+                Ok(ids)
+            }
+            Err(err) => {
+                if let Err(remove_err) = tokio::fs::remove_file(&document).await {
+                    tracing::warn!(path = %document.display(), error = %remove_err, "cannot remove the spool file of a failed enqueue");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn write_document(&self, pdf: &[u8]) -> Result<PathBuf, QueueError> {
+        let dir = self.inner.spool_dir.clone();
+        let name = format!("{}.pdf", ulid::Ulid::new());
+        let bytes = pdf.to_vec();
+        let spool_error = |source| QueueError::Spool { path: self.inner.spool_dir.display().to_string(), source };
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            spool::write_atomic(&dir, &name, &bytes)
+        })
+        .await
+        .map_err(|err| spool_error(std::io::Error::other(err)))?
+        .map_err(spool_error)
+    }
+
+    async fn insert_jobs(&self, request: &FaxRequest, document: &std::path::Path) -> Result<Vec<String>, QueueError> {
+        let now = now_ms();
+        let expires_at = now.saturating_add(self.lifetime_ms());
+        let document = document.to_string_lossy().into_owned();
+        let reason = format!("accepted from <{}> in SMTP session {}", request.reverse_path, request.session_id);
+
+        let mut tx = self.pool().begin().await?;
+        let mut ids = Vec::with_capacity(request.recipients.len());
+        for number in &request.recipients {
+            let id = ulid::Ulid::new().to_string();
+            sqlx::query(
+                "INSERT INTO fax_jobs (id, state, session_id, message_id, reverse_path, sender, from_number, \
+                 to_number, pages, document, created_at, updated_at, expires_at, attempts, next_attempt_at) \
+                 VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            )
+            .bind(&id)
+            .bind(&request.session_id)
+            .bind(&request.message_id)
+            .bind(&request.reverse_path)
+            .bind(&request.sender)
+            .bind(request.from_number.as_str())
+            .bind(number.as_str())
+            .bind(i64::from(request.pages))
+            .bind(&document)
+            .bind(now)
+            .bind(now)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            insert_event(&mut tx, &id, now, JobState::Queued, &reason).await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<Job>, QueueError> {
+        let row = sqlx::query(concat!("SELECT ", job_columns!(), " FROM fax_jobs WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// Returns the job that was submitted as fax `fax_id`, for the webhook receiver.
+    pub async fn job_by_fax_id(&self, fax_id: &str) -> Result<Option<Job>, QueueError> {
+        let row = sqlx::query(concat!("SELECT ", job_columns!(), " FROM fax_jobs WHERE fax_id = ?"))
+            .bind(fax_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// Returns the state changes of a job, oldest first.
+    pub async fn history(&self, id: &str) -> Result<Vec<JobEvent>, QueueError> {
+        let rows = sqlx::query("SELECT at, state, reason FROM fax_job_events WHERE job_id = ? ORDER BY seq")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(JobEvent {
+                    at: time_from_ms(row.try_get("at")?),
+                    state: row.try_get::<String, _>("state")?.parse()?,
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Lists jobs, oldest first, optionally only those in `state` (such as `"failed"`).
+    pub async fn list(&self, state: Option<&str>) -> Result<Vec<Job>, QueueError> {
+        let rows = match state {
+            Some(state) => {
+                let state: JobState = state.parse()?;
+                sqlx::query(concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM fax_jobs WHERE state = ? ORDER BY created_at, id"
+                ))
+                .bind(state.as_str())
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(concat!("SELECT ", job_columns!(), " FROM fax_jobs ORDER BY created_at, id"))
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        };
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// Puts a failed job back in the queue, due now, with a fresh lifetime and its
+    /// attempt count reset. A job whose earlier attempt may have created a fax is still
+    /// looked up before it is sent.
+    pub async fn retry(&self, id: &str) -> Result<(), QueueError> {
+        let job = self.job(id).await?.ok_or_else(|| QueueError::NotFound(id.to_string()))?;
+        if job.state != JobState::Failed {
+            return Err(QueueError::WrongState { id: id.to_string(), state: job.state, action: "retry" });
+        }
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let updated = sqlx::query(
+            "UPDATE fax_jobs SET state = 'queued', attempts = 0, next_attempt_at = ?, expires_at = ?, updated_at = ? \
+             WHERE id = ? AND state = 'failed'",
+        )
+        .bind(now)
+        .bind(now.saturating_add(self.lifetime_ms()))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(self.wrong_state(id, "retry").await);
+        }
+        insert_event(&mut tx, id, now, JobState::Queued, "retried by an administrator").await?;
+        tx.commit().await?;
+        log_change(&job, JobState::Queued, None, "retried by an administrator");
+        self.inner.notify.notify_waiters();
+        Ok(())
+    }
+
+    /// Retries every failed job and returns their ids.
+    pub async fn retry_failed(&self) -> Result<Vec<String>, QueueError> {
+        let mut ids = Vec::new();
+        for job in self.list(Some("failed")).await? {
+            match self.retry(&job.id).await {
+                Ok(()) => ids.push(job.id),
+                // Another process changed the job in the meantime; it is no longer failed.
+                Err(QueueError::WrongState { .. } | QueueError::NotFound(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Deletes a job that is `queued` or `failed`, so that it is never submitted. The row
+    /// stays, in state `deleted`, for its history. Jobs being or already submitted
+    /// cannot be deleted, because the fax may already be on its way.
+    pub async fn delete(&self, id: &str) -> Result<(), QueueError> {
+        let job = self.job(id).await?.ok_or_else(|| QueueError::NotFound(id.to_string()))?;
+        if !matches!(job.state, JobState::Queued | JobState::Failed) {
+            return Err(QueueError::WrongState { id: id.to_string(), state: job.state, action: "delete" });
+        }
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let updated = sqlx::query(
+            "UPDATE fax_jobs SET state = 'deleted', updated_at = ? WHERE id = ? AND state IN ('queued', 'failed')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(self.wrong_state(id, "delete").await);
+        }
+        insert_event(&mut tx, id, now, JobState::Deleted, "deleted by an administrator").await?;
+        tx.commit().await?;
+        log_change(&job, JobState::Deleted, None, "deleted by an administrator");
+        self.release_document(&job).await;
+        Ok(())
+    }
+
+    /// Records the final result of a submitted fax, as reported by the fax API's
+    /// callback or a status poll. Returns the job, or `None` when no submitted job has
+    /// this fax id (unknown, or the result was already recorded).
+    pub async fn record_fax_result(&self, record: &FaxRecord) -> Result<Option<Job>, QueueError> {
+        let Some(job) = self.job_by_fax_id(&record.id).await? else {
+            return Ok(None);
+        };
+        let (state, reason, error) = match &record.status {
+            FaxStatus::Completed => (JobState::Completed, "the fax API reported the fax completed".to_string(), None),
+            FaxStatus::Failure => {
+                let error = record.error.clone().unwrap_or_else(|| "no reason given".to_string());
+                (JobState::Failed, format!("the fax API reported the fax failed: {error}"), Some(error))
+            }
+            _ => return Ok(None),
+        };
+        let change = Change { last_error: error.as_deref(), ..Change::default() };
+        if self.transition(&job, JobState::Submitted, state, change, &reason).await? {
+            Ok(self.job(&job.id).await?)
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn wrong_state(&self, id: &str, action: &'static str) -> QueueError {
+        match self.job(id).await {
+            Ok(Some(job)) => QueueError::WrongState { id: id.to_string(), state: job.state, action },
+            Ok(None) => QueueError::NotFound(id.to_string()),
+            Err(err) => err,
+        }
+    }
+
+    /// Claims the job that is due first: `queued` becomes `submitting` and the attempt
+    /// count goes up, committed before the caller calls the backend.
+    pub(crate) async fn claim_due(&self) -> Result<Option<Job>, QueueError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE fax_jobs SET state = 'submitting', attempts = attempts + 1, updated_at = ? \
+             WHERE id = (SELECT id FROM fax_jobs WHERE state = 'queued' AND next_attempt_at <= ? \
+                         ORDER BY next_attempt_at, id LIMIT 1) \
+             AND state = 'queued' RETURNING ",
+            job_columns!()
+        ))
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let job = job_from_row(&row)?;
+        let reason = if job.needs_lookup {
+            format!("attempt {}: looking up the fax before any resend", job.attempts)
+        } else {
+            format!("attempt {}", job.attempts)
+        };
+        insert_event(&mut tx, &job.id, now, JobState::Submitting, &reason).await?;
+        tx.commit().await?;
+        log_change(&job, JobState::Submitting, None, &reason);
+        Ok(Some(job))
+    }
+
+    /// Returns how long until the next `queued` job is due, or `None` when there is none.
+    pub(crate) async fn next_due_in(&self) -> Result<Option<Duration>, QueueError> {
+        let next: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM fax_jobs WHERE state = 'queued'")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(next.map(|at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))))
+    }
+
+    /// Puts every job left in `submitting` by a previous run back in the queue with
+    /// `needs_lookup` set, because the process stopped before its outcome was recorded.
+    /// Returns how many there were.
+    pub(crate) async fn recover_interrupted(&self) -> Result<usize, QueueError> {
+        let jobs = self.list(Some("submitting")).await?;
+        let reason = "the previous run stopped during submission; the fax will be looked up before any resend";
+        let change = Change { needs_lookup: Some(true), next_attempt_at: Some(now_ms()), ..Change::default() };
+        let mut recovered = 0;
+        for job in &jobs {
+            if self.transition(job, JobState::Submitting, JobState::Queued, change, reason).await? {
+                recovered += 1;
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// Moves `job` from `from` to `to` with the fields of `change`, and adds a history
+    /// row, in one transaction. Returns `false` when the job was no longer in `from`,
+    /// which happens when another process changed it.
+    async fn transition(
+        &self,
+        job: &Job,
+        from: JobState,
+        to: JobState,
+        change: Change<'_>,
+        reason: &str,
+    ) -> Result<bool, QueueError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let updated = sqlx::query(
+            "UPDATE fax_jobs SET state = ?, updated_at = ?, fax_id = COALESCE(?, fax_id), \
+             last_error = COALESCE(?, last_error), next_attempt_at = COALESCE(?, next_attempt_at), \
+             needs_lookup = COALESCE(?, needs_lookup) WHERE id = ? AND state = ?",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(change.fax_id)
+        .bind(change.last_error)
+        .bind(change.next_attempt_at)
+        .bind(change.needs_lookup)
+        .bind(&job.id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            tracing::warn!(job_id = %job.id, number = %job.to_number, expected = from.as_str(), "fax job changed state elsewhere; its update was dropped");
+            return Ok(false);
+        }
+        insert_event(&mut tx, &job.id, now, to, reason).await?;
+        tx.commit().await?;
+
+        log_change(job, to, change.fax_id, reason);
+        if to == JobState::Queued {
+            self.inner.notify.notify_waiters();
+        }
+        if matches!(to, JobState::Completed | JobState::Deleted) {
+            self.release_document(job).await;
+        }
+        Ok(true)
+    }
+
+    /// Deletes the job's spooled PDF when no job that may still need it uses it.
+    async fn release_document(&self, job: &Job) {
+        let document = job.document.to_string_lossy().into_owned();
+        let in_use: Result<i64, sqlx::Error> = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM fax_jobs WHERE document = ? AND state NOT IN ('completed', 'deleted')",
+        )
+        .bind(&document)
+        .fetch_one(self.pool())
+        .await;
+        match in_use {
+            Ok(0) => match tokio::fs::remove_file(&job.document).await {
+                Ok(()) => tracing::debug!(job_id = %job.id, path = %document, "removed the spooled document"),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    tracing::warn!(job_id = %job.id, path = %document, error = %err, "cannot remove the spooled document")
+                }
+            },
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(job_id = %job.id, error = %err, "cannot check whether the spooled document is still in use")
+            }
+        }
+    }
+
+    /// Waits until a job may have become due, for idle workers. The returned future must
+    /// be created before the queue is checked, so that a wake-up in between is not lost.
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.notify.notified()
+    }
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job_id: &str,
+    at: i64,
+    state: JobState,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO fax_job_events (job_id, at, state, reason) VALUES (?, ?, ?, ?)")
+        .bind(job_id)
+        .bind(at)
+        .bind(state.as_str())
+        .bind(reason)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Logs one state change as a single info line with the ids that tie it to the
+/// message and the fax.
+fn log_change(job: &Job, state: JobState, fax_id: Option<&str>, reason: &str) {
+    let fax_id = fax_id.or(job.fax_id.as_deref());
+    tracing::info!(
+        job_id = %job.id,
+        fax_id,
+        number = %job.to_number,
+        state = state.as_str(),
+        reason,
+        "fax job state changed"
+    );
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<Job, QueueError> {
+    let id: String = row.try_get("id")?;
+    let corrupt = |reason: String| QueueError::Corrupt { id: id.clone(), reason };
+    let number = |column: &str| -> Result<Number, QueueError> {
+        let text: String = row.try_get(column)?;
+        text.parse().map_err(|err| corrupt(format!("{column}: {err}")))
+    };
+    let count = |column: &str| -> Result<u32, QueueError> {
+        let value: i64 = row.try_get(column)?;
+        u32::try_from(value).map_err(|_| corrupt(format!("{column} is {value}")))
+    };
+    Ok(Job {
+        state: row.try_get::<String, _>("state")?.parse().map_err(|err: QueueError| corrupt(err.to_string()))?,
+        session_id: row.try_get("session_id")?,
+        message_id: row.try_get("message_id")?,
+        reverse_path: row.try_get("reverse_path")?,
+        sender: row.try_get("sender")?,
+        from_number: number("from_number")?,
+        to_number: number("to_number")?,
+        pages: count("pages")?,
+        document: PathBuf::from(row.try_get::<String, _>("document")?),
+        created_at: time_from_ms(row.try_get("created_at")?),
+        updated_at: time_from_ms(row.try_get("updated_at")?),
+        expires_at: time_from_ms(row.try_get("expires_at")?),
+        attempts: count("attempts")?,
+        next_attempt_at: time_from_ms(row.try_get("next_attempt_at")?),
+        needs_lookup: row.try_get("needs_lookup")?,
+        fax_id: row.try_get("fax_id")?,
+        last_error: row.try_get("last_error")?,
+        id,
+    })
+}
+
+pub(crate) fn now_ms() -> i64 {
+    ms_from_time(SystemTime::now())
+}
+
+pub(crate) fn ms_from_time(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+fn time_from_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}

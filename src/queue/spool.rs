@@ -1,0 +1,45 @@
+//! Crash-safe file writes for the spool and the outbox.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `dir/name` so that after a crash the file is either absent or
+/// complete: the bytes go to a temporary file in the same folder, which is flushed to
+/// disk, renamed over `name`, and then the folder itself is flushed so that the rename
+/// survives a power loss. `dir` must exist. On Unix the file is readable by its owner
+/// only, because it contains a fax's content.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    let target = dir.join(name);
+    let temp = dir.join(format!(".{name}.{}.tmp", ulid::Ulid::new()));
+    let result = (|| {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, &target)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result.map(|()| target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_leaves_only_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_atomic(dir.path(), "a.pdf", b"%PDF-1.4").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"%PDF-1.4");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.pdf")]);
+    }
+}

@@ -1,0 +1,278 @@
+//! The queue on a real store: durability across handles, administration (list, retry,
+//! delete), the outbox backend, results reported later, and the fake Sinch server's
+//! callbacks.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use faxgate::config::{FaxBackendKind, SinchAuth};
+use faxgate::fax::{Backend, FaxRecord, FaxStatus};
+use faxgate::queue::{JobState, Queue, QueueError};
+use faxgate::store::Store;
+use sha2::{Digest, Sha256};
+
+use support::fake_sinch::{CallbackFormat, FakeSinch};
+use support::{FROM, Harness, PDF, TO, TO_2, fast_policy, request, sinch_backend};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn outbox_backend(harness: &Harness) -> Backend {
+    let fax = support::fax_settings(FaxBackendKind::Outbox, None, SinchAuth::Oauth2, harness.outbox_dir());
+    Backend::from_config(&fax, &support::webhooks(support::WEBHOOK_URL)).unwrap()
+}
+
+#[tokio::test]
+async fn enqueue_is_visible_to_second_store() {
+    let harness = Harness::new(Duration::from_secs(3600)).await;
+    let ids = harness.queue.enqueue_faxes(request(&[TO, TO_2]), PDF).await.unwrap();
+    assert_eq!(ids.len(), 2);
+
+    let other_store = Store::open(&harness.database_path()).await.unwrap();
+    let other = Queue::new(other_store, harness.dir.path().join("spool"));
+    let job = other.job(&ids[0]).await.unwrap().expect("job visible through another handle");
+
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.to_number.as_str(), TO);
+    assert_eq!(job.from_number.as_str(), FROM);
+    assert_eq!(job.session_id, "session-1");
+    assert_eq!(job.message_id.as_deref(), Some("<m1@example.com>"));
+    assert_eq!(job.reverse_path, "alice@example.com");
+    assert_eq!(job.sender, "alice@example.com");
+    assert_eq!(job.pages, 1);
+    assert_eq!(job.attempts, 0);
+    assert!(job.fax_id.is_none());
+    let lifetime = job.expires_at.duration_since(job.created_at).unwrap();
+    assert_eq!(lifetime, Duration::from_secs(3600));
+    assert_eq!(std::fs::read(&job.document).unwrap(), PDF);
+    assert!(job.document.starts_with(harness.dir.path().join("spool")));
+
+    let second = other.job(&ids[1]).await.unwrap().unwrap();
+    assert_eq!(second.to_number.as_str(), TO_2);
+    assert_eq!(second.document, job.document, "the jobs of one message share its document");
+
+    let history = other.history(&ids[0]).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].state, JobState::Queued);
+    assert_eq!(history[0].reason, "accepted from <alice@example.com> in SMTP session session-1");
+}
+
+#[tokio::test]
+async fn enqueue_rejects_empty_request() {
+    let harness = Harness::new(Duration::from_secs(60)).await;
+    let err = harness.queue.enqueue_faxes(request(&[]), PDF).await.unwrap_err();
+    assert!(matches!(err, QueueError::NoRecipients), "{err}");
+    let err = harness.queue.enqueue_faxes(request(&[TO]), b"").await.unwrap_err();
+    assert!(matches!(err, QueueError::EmptyDocument), "{err}");
+    assert!(harness.queue.list(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn outbox_writes_pdf_and_request() {
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    harness.start_workers(outbox_backend(&harness), fast_policy(), 1);
+
+    let ids = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    let job = harness.wait_for_state(&ids[0], JobState::Completed).await;
+
+    assert_eq!(job.fax_id, Some(format!("outbox-{}", ids[0])));
+    let outbox = harness.outbox_dir();
+    assert_eq!(std::fs::read(outbox.join(format!("{}.pdf", ids[0]))).unwrap(), PDF);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(outbox.join(format!("{}.json", ids[0]))).unwrap()).unwrap();
+    assert_eq!(json["to"], TO);
+    assert_eq!(json["from"], FROM);
+    assert_eq!(json["files"][0]["fileType"], "PDF");
+    assert_eq!(json["files"][0]["size"], PDF.len());
+    assert_eq!(json["files"][0]["sha256"], hex::encode(Sha256::digest(PDF)));
+    assert!(json["files"][0].get("file").is_none(), "no base64 content in the outbox request");
+    assert_eq!(json["callbackUrl"], "https://sinch:********@fax.example.com/webhooks/sinch");
+    assert_eq!(json["headerText"], "faxgate test");
+    assert_eq!(json["resolution"], "SUPERFINE");
+    assert_eq!(json["serviceId"], "test-service");
+    assert_eq!(json["labels"]["faxgateJob"], ids[0].as_str());
+
+    let names: Vec<String> =
+        std::fs::read_dir(&outbox).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), 2, "only the two files, no temporary ones: {names:?}");
+    assert!(!job.document.exists(), "the spooled document is removed once its only job completed");
+    harness.stop_workers().await;
+}
+
+#[tokio::test]
+async fn list_filters_by_state() {
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    let ids = harness.queue.enqueue_faxes(request(&[TO, TO_2]), PDF).await.unwrap();
+    harness.queue.delete(&ids[1]).await.unwrap();
+
+    let queued = harness.queue.list(Some("queued")).await.unwrap();
+    assert_eq!(queued.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [ids[0].as_str()]);
+    let deleted = harness.queue.list(Some("deleted")).await.unwrap();
+    assert_eq!(deleted.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [ids[1].as_str()]);
+    assert_eq!(harness.queue.list(None).await.unwrap().len(), 2);
+
+    let err = harness.queue.list(Some("sent")).await.unwrap_err();
+    assert!(matches!(err, QueueError::UnknownState(ref s) if s == "sent"), "{err}");
+    harness.stop_workers().await;
+}
+
+#[tokio::test]
+async fn deleted_job_is_never_submitted() {
+    let fake = FakeSinch::start().await;
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    let ids = harness.queue.enqueue_faxes(request(&[TO, TO_2]), PDF).await.unwrap();
+    harness.queue.delete(&ids[0]).await.unwrap();
+
+    harness.start_workers(sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT), fast_policy(), 2);
+    harness.wait_for_state(&ids[1], JobState::Submitted).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let deleted = harness.queue.job(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(deleted.state, JobState::Deleted);
+    let sends = fake.send_requests();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].json()["to"], TO_2);
+    let history = harness.queue.history(&ids[0]).await.unwrap();
+    assert_eq!(history.last().unwrap().state, JobState::Deleted);
+    assert_eq!(history.last().unwrap().reason, "deleted by an administrator");
+
+    let err = harness.queue.delete(&ids[1]).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("cannot delete job {}: it is submitted", ids[1]));
+    let err = harness.queue.delete("01NOSUCHJOB").await.unwrap_err();
+    assert!(matches!(err, QueueError::NotFound(_)), "{err}");
+    let err = harness.queue.retry(&ids[0]).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("cannot retry job {}: it is deleted", ids[0]));
+    harness.stop_workers().await;
+}
+
+#[tokio::test]
+async fn document_kept_until_all_jobs_end() {
+    let harness = Harness::new(Duration::from_secs(60)).await;
+    let ids = harness.queue.enqueue_faxes(request(&[TO, TO_2]), PDF).await.unwrap();
+    let document = harness.queue.job(&ids[0]).await.unwrap().unwrap().document;
+
+    harness.queue.delete(&ids[0]).await.unwrap();
+    assert!(document.exists(), "the second job still needs the document");
+    harness.queue.delete(&ids[1]).await.unwrap();
+    assert!(!document.exists(), "no job needs the document any more");
+}
+
+#[tokio::test]
+async fn reported_result_completes_job() {
+    let fake = FakeSinch::start().await;
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    harness.start_workers(sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT), fast_policy(), 2);
+    let ids = harness.queue.enqueue_faxes(request(&[TO, TO_2]), PDF).await.unwrap();
+    let first = harness.wait_for_state(&ids[0], JobState::Submitted).await;
+    let second = harness.wait_for_state(&ids[1], JobState::Submitted).await;
+
+    let backend = sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT);
+    let first_fax = first.fax_id.clone().unwrap();
+    fake.set_status(&first_fax, "COMPLETED", None);
+    let record = backend.fax(&first_fax).await.unwrap();
+    assert_eq!(record.status, FaxStatus::Completed);
+    let job = harness.queue.record_fax_result(&record).await.unwrap().expect("job of the fax");
+    assert_eq!(job.state, JobState::Completed);
+    assert!(first.document.exists(), "the second job is still submitted");
+
+    let second_fax = second.fax_id.clone().unwrap();
+    fake.set_status(&second_fax, "FAILURE", Some(("CALL_ERROR", 17, "The line was busy")));
+    let record = backend.fax(&second_fax).await.unwrap();
+    let job = harness.queue.record_fax_result(&record).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.last_error.as_deref(), Some("The line was busy"));
+
+    let again = harness.queue.record_fax_result(&record).await.unwrap();
+    assert!(again.is_none(), "a repeated result changes nothing");
+    let unknown = FaxRecord { id: "01UNKNOWN".to_string(), status: FaxStatus::Completed, error: None };
+    assert!(harness.queue.record_fax_result(&unknown).await.unwrap().is_none());
+    harness.stop_workers().await;
+}
+
+#[tokio::test]
+async fn workers_stop_on_shutdown() {
+    let fake = FakeSinch::start().await;
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    harness.start_workers(sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT), fast_policy(), 3);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    harness.stop_workers().await;
+
+    let ids = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(harness.queue.job(&ids[0]).await.unwrap().unwrap().state, JobState::Queued);
+    assert!(fake.send_requests().is_empty());
+}
+
+/// The callback the fake posted, as a test receiver saw it.
+#[derive(Debug, Clone)]
+struct ReceivedCallback {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+async fn start_receiver() -> (String, Arc<Mutex<Vec<ReceivedCallback>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let store = received.clone();
+    let router = axum::Router::new().route(
+        "/webhooks/sinch",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push(ReceivedCallback { headers, body });
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/sinch", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, received)
+}
+
+#[tokio::test]
+async fn fake_posts_fax_completed_callbacks() {
+    let fake = FakeSinch::start().await;
+    let (receiver_url, received) = start_receiver().await;
+    let mut fax = support::fax_settings(FaxBackendKind::Sinch, Some(&fake), SinchAuth::Oauth2, Default::default());
+    fax.sinch.request_timeout = TIMEOUT;
+    let backend = Backend::from_config(&fax, &support::webhooks(&receiver_url)).unwrap();
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    harness.start_workers(backend, fast_policy(), 1);
+    let ids = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    let job = harness.wait_for_state(&ids[0], JobState::Submitted).await;
+    let fax_id = job.fax_id.unwrap();
+
+    let status = fake.send_fax_completed(&fax_id, CallbackFormat::Multipart).await.unwrap();
+    assert_eq!(status, 200);
+    let status = fake.send_fax_completed(&fax_id, CallbackFormat::Json).await.unwrap();
+    assert_eq!(status, 200);
+
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 2);
+    let expected_auth = format!("Basic {}", BASE64.encode(format!("sinch:{}", support::WEBHOOK_PASSWORD)));
+    for callback in &received {
+        assert_eq!(callback.headers["authorization"].to_str().unwrap(), expected_auth);
+    }
+
+    let multipart = &received[0];
+    let content_type = multipart.headers["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with("multipart/form-data; boundary="), "{content_type}");
+    let body = String::from_utf8_lossy(&multipart.body);
+    assert!(body.contains("name=\"event\"\r\n\r\nFAX_COMPLETED\r\n"));
+    assert!(body.contains(&format!("\"id\":\"{fax_id}\"")));
+    assert!(body.contains(&format!("filename=\"{fax_id}.pdf\"")));
+    assert!(body.contains("%PDF-1.4"));
+
+    let json: serde_json::Value = serde_json::from_slice(&received[1].body).unwrap();
+    assert_eq!(json["event"], "FAX_COMPLETED");
+    assert_eq!(json["fax"]["id"], fax_id.as_str());
+    assert_eq!(json["fax"]["status"], "COMPLETED");
+    assert_eq!(json["fax"]["labels"]["faxgateJob"], ids[0].as_str());
+    assert_eq!(BASE64.decode(json["file"].as_str().unwrap()).unwrap(), PDF);
+    harness.stop_workers().await;
+}
