@@ -1,0 +1,195 @@
+//! The `faxgate` command line: `run`, `check-config` and the `emails` commands.
+//!
+//! [`main`] parses the arguments with clap and returns the exit status: 0 on success,
+//! 1 on an operational error (a store that cannot be opened, a mapping that exists or
+//! is missing), 2 on a usage or configuration error, clap's own usage errors included.
+//! Every error is printed to stderr as one line, `faxgate: <what failed>; <what to do>`.
+
+mod emails;
+
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError};
+
+/// Exit status of an operational error: the request was valid but could not be done.
+const EXIT_OPERATIONAL: i32 = 1;
+
+/// Exit status of a usage or configuration error, the same as clap's.
+const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "faxgate",
+    version,
+    about = "Fax by email and receive faxes as email through the Sinch Fax API",
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// Configuration file to read
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "FAXGATE_CONFIG",
+        default_value = config::DEFAULT_PATH
+    )]
+    config: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground
+    Run,
+    /// Validate the configuration and print it with secrets masked
+    CheckConfig,
+    /// Manage which email addresses may send from or receive for which fax numbers
+    #[command(subcommand)]
+    Emails(emails::EmailsCommand),
+}
+
+/// An error ready for the user: the one-line message and the exit status.
+#[derive(Debug)]
+struct Failure {
+    status: i32,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Failure { status: EXIT_USAGE, message: message.into() }
+    }
+
+    fn operational(message: impl Into<String>) -> Self {
+        Failure { status: EXIT_OPERATIONAL, message: message.into() }
+    }
+}
+
+/// Where the configuration path came from, for the hint when the file cannot be read.
+#[derive(Debug, Clone, Copy)]
+enum ConfigSource {
+    Flag,
+    Environment,
+    Default,
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> i32 {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(err) => return print_clap_error(&err),
+    };
+    let source = match matches.value_source("config") {
+        Some(ValueSource::CommandLine) => ConfigSource::Flag,
+        Some(ValueSource::EnvVariable) => ConfigSource::Environment,
+        _ => ConfigSource::Default,
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => return print_clap_error(&err),
+    };
+
+    match execute(cli, source) {
+        Ok(()) => 0,
+        Err(failure) => {
+            // One line, even when a library's message spans several.
+            let message = failure.message.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("faxgate: {message}");
+            failure.status
+        }
+    }
+}
+
+/// Prints a clap error (or the help and version texts, which clap returns as errors)
+/// and returns clap's exit status: 2 for usage errors, 0 for help and version.
+fn print_clap_error(err: &clap::Error) -> i32 {
+    let _ = err.print();
+    err.exit_code()
+}
+
+fn execute(cli: Cli, source: ConfigSource) -> Result<(), Failure> {
+    let config = load_config(&cli.config, source)?;
+    match cli.command {
+        Command::Run => run_daemon(config),
+        Command::CheckConfig => {
+            print!("{}", config.to_masked_toml());
+            Ok(())
+        }
+        Command::Emails(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|err| Failure::operational(format!("cannot start the async runtime: {err}")))?;
+            runtime.block_on(emails::execute(command, &config))
+        }
+    }
+}
+
+/// Loads the configuration; every failure is a configuration error (exit status 2).
+fn load_config(path: &Path, source: ConfigSource) -> Result<Config, Failure> {
+    config::load(path).map_err(|err| match &err {
+        ConfigError::Read { path, source: io } if io.kind() == std::io::ErrorKind::NotFound => {
+            let origin = match source {
+                ConfigSource::Flag => "given with --config",
+                ConfigSource::Environment => "named by $FAXGATE_CONFIG",
+                ConfigSource::Default => "the default path",
+            };
+            Failure::usage(format!(
+                "configuration file {} ({origin}) not found; give its path with --config PATH or $FAXGATE_CONFIG",
+                path.display()
+            ))
+        }
+        ConfigError::Read { .. } => {
+            Failure::usage(format!("{err}; check the file's permissions or give another path with --config"))
+        }
+        ConfigError::Syntax { .. } | ConfigError::Invalid { .. } => {
+            Failure::usage(format!("{err}; fix the file, then check it with \"faxgate check-config\""))
+        }
+    })
+}
+
+/// Runs the daemon on a multi-threaded tokio runtime with logging to stderr, filtered by
+/// `RUST_LOG` (default `info`).
+fn run_daemon(config: Config) -> Result<(), Failure> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // `try_init` leaves a subscriber that is already installed in place.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure::operational(format!("cannot start the async runtime: {err}")))?;
+    runtime
+        .block_on(crate::server::run(config))
+        .map_err(|err| Failure::operational(format!("{err:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_flag_after_subcommand() {
+        let cli = Cli::try_parse_from(["faxgate", "emails", "list", "--config", "/tmp/x.toml"]).unwrap();
+        assert_eq!(cli.config, PathBuf::from("/tmp/x.toml"));
+        let cli = Cli::try_parse_from(["faxgate", "--config", "/tmp/y.toml", "check-config"]).unwrap();
+        assert_eq!(cli.config, PathBuf::from("/tmp/y.toml"));
+    }
+
+    #[test]
+    fn add_needs_a_number() {
+        let err = Cli::try_parse_from(["faxgate", "emails", "add", "alice@example.com"]).unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+    }
+}
