@@ -284,6 +284,13 @@ fn missing_config_file_is_named() {
 
     let output = faxgate(&["emails", "list"], "", Some(&missing));
     assert_error(&output, 2, &[missing_text, "$FAXGATE_CONFIG", "--config"]);
+
+    // An empty $FAXGATE_CONFIG falls back to the default path.
+    let default = Path::new("/etc/faxgate/faxgate.toml");
+    if !default.exists() {
+        let output = faxgate(&["check-config"], "", Some(Path::new("")));
+        assert_error(&output, 2, &["/etc/faxgate/faxgate.toml (the default path) not found", "--config"]);
+    }
 }
 
 #[test]
@@ -298,8 +305,8 @@ fn config_from_environment() {
 #[test]
 fn list_prints_more_than_one_page() {
     let setup = Setup::new();
-    // More mappings than one page of the store's list holds would take too long to add
-    // through the binary, so they go in through the library.
+    // Adding more mappings than one page contains through the binary would take too
+    // long, so they go in through the library.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let store = Store::open(&setup.database()).await.unwrap();

@@ -1,16 +1,17 @@
 //! The `faxgate` command line: `run`, `check-config` and the `emails` commands.
 //!
-//! [`main`] parses the arguments with clap and returns the exit status: 0 on success,
-//! 1 on an operational error (a store that cannot be opened, a mapping that exists or
-//! is missing), 2 on a usage or configuration error, clap's own usage errors included.
+//! [`main`] parses the arguments with clap and returns the exit status. It is 0 on
+//! success and 1 on an operational error, such as a store that cannot be opened or a
+//! mapping that exists or is missing. It is 2 on a usage or configuration error,
+//! clap's own usage errors included.
 //! Every error is printed to stderr as one line, `faxgate: <what failed>; <what to do>`.
 
 mod emails;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigError};
 
@@ -28,15 +29,11 @@ const EXIT_USAGE: i32 = 2;
     arg_required_else_help = true
 )]
 struct Cli {
-    /// Configuration file to read
-    #[arg(
-        long,
-        global = true,
-        value_name = "PATH",
-        env = "FAXGATE_CONFIG",
-        default_value = config::DEFAULT_PATH
-    )]
-    config: PathBuf,
+    /// Configuration file to read [default: $FAXGATE_CONFIG, then /etc/faxgate/faxgate.toml]
+    // `$FAXGATE_CONFIG` is read by `config_path` rather than clap's `env`, so that an
+    // empty variable falls back to the default path.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -70,7 +67,7 @@ impl Failure {
     }
 }
 
-/// Where the configuration path came from, for the hint when the file cannot be read.
+/// The origin of the configuration path, named in the hint when the file is missing.
 #[derive(Debug, Clone, Copy)]
 enum ConfigSource {
     Flag,
@@ -80,21 +77,16 @@ enum ConfigSource {
 
 /// Runs the command line and returns the process exit status.
 pub fn main() -> i32 {
-    let matches = match Cli::command().try_get_matches() {
-        Ok(matches) => matches,
-        Err(err) => return print_clap_error(&err),
-    };
-    let source = match matches.value_source("config") {
-        Some(ValueSource::CommandLine) => ConfigSource::Flag,
-        Some(ValueSource::EnvVariable) => ConfigSource::Environment,
-        _ => ConfigSource::Default,
-    };
-    let cli = match Cli::from_arg_matches(&matches) {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => return print_clap_error(&err),
+        Err(err) => {
+            // clap returns the help and version texts as errors too, with status 0.
+            let _ = err.print();
+            return err.exit_code();
+        }
     };
 
-    match execute(cli, source) {
+    match execute(cli) {
         Ok(()) => 0,
         Err(failure) => {
             // One line, even when a library's message spans several.
@@ -105,15 +97,9 @@ pub fn main() -> i32 {
     }
 }
 
-/// Prints a clap error (or the help and version texts, which clap returns as errors)
-/// and returns clap's exit status: 2 for usage errors, 0 for help and version.
-fn print_clap_error(err: &clap::Error) -> i32 {
-    let _ = err.print();
-    err.exit_code()
-}
-
-fn execute(cli: Cli, source: ConfigSource) -> Result<(), Failure> {
-    let config = load_config(&cli.config, source)?;
+fn execute(cli: Cli) -> Result<(), Failure> {
+    let (path, source) = config_path(cli.config, std::env::var_os("FAXGATE_CONFIG"));
+    let config = load_config(&path, source)?;
     match cli.command {
         Command::Run => run_daemon(config),
         Command::CheckConfig => {
@@ -127,6 +113,18 @@ fn execute(cli: Cli, source: ConfigSource) -> Result<(), Failure> {
                 .map_err(|err| Failure::operational(format!("cannot start the async runtime: {err}")))?;
             runtime.block_on(emails::execute(command, &config))
         }
+    }
+}
+
+/// Returns the configuration path: `--config`, else a non-empty `$FAXGATE_CONFIG`, else
+/// [`config::DEFAULT_PATH`].
+fn config_path(flag: Option<PathBuf>, environment: Option<OsString>) -> (PathBuf, ConfigSource) {
+    if let Some(path) = flag {
+        return (path, ConfigSource::Flag);
+    }
+    match environment {
+        Some(value) if !value.is_empty() => (PathBuf::from(value), ConfigSource::Environment),
+        _ => (PathBuf::from(config::DEFAULT_PATH), ConfigSource::Default),
     }
 }
 
@@ -172,6 +170,8 @@ fn run_daemon(config: Config) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
     #[test]
@@ -180,11 +180,32 @@ mod tests {
     }
 
     #[test]
+    fn help_names_default_config_path() {
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains(config::DEFAULT_PATH), "{help}");
+        assert!(help.contains("$FAXGATE_CONFIG"), "{help}");
+    }
+
+    #[test]
     fn config_flag_after_subcommand() {
         let cli = Cli::try_parse_from(["faxgate", "emails", "list", "--config", "/tmp/x.toml"]).unwrap();
-        assert_eq!(cli.config, PathBuf::from("/tmp/x.toml"));
+        assert_eq!(cli.config, Some(PathBuf::from("/tmp/x.toml")));
         let cli = Cli::try_parse_from(["faxgate", "--config", "/tmp/y.toml", "check-config"]).unwrap();
-        assert_eq!(cli.config, PathBuf::from("/tmp/y.toml"));
+        assert_eq!(cli.config, Some(PathBuf::from("/tmp/y.toml")));
+    }
+
+    #[test]
+    fn config_path_precedence() {
+        let flag = Some(PathBuf::from("/flag.toml"));
+        let environment = Some(OsString::from("/env.toml"));
+        let (path, _) = config_path(flag, environment.clone());
+        assert_eq!(path, PathBuf::from("/flag.toml"));
+        let (path, _) = config_path(None, environment);
+        assert_eq!(path, PathBuf::from("/env.toml"));
+        let (path, _) = config_path(None, Some(OsString::new()));
+        assert_eq!(path, PathBuf::from(config::DEFAULT_PATH));
+        let (path, _) = config_path(None, None);
+        assert_eq!(path, PathBuf::from(config::DEFAULT_PATH));
     }
 
     #[test]

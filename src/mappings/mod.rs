@@ -1,7 +1,7 @@
 //! Mappings: which email address may send from, or receive for, which account number.
 //!
 //! [`Mappings`] keeps them in the shared [`Store`](crate::store::Store), together with
-//! each address's SMTP AUTH password hash. [`rules`] holds the checks that the SMTP
+//! each address's SMTP AUTH password hash. [`rules`] contains the checks that the SMTP
 //! intake, the CLI and the management HTTP API all apply: email syntax, envelope tag
 //! removal, `N:permission` arguments, paging limits and sender authorization.
 
@@ -38,8 +38,8 @@ pub const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS mapping_numbers_by_number ON mapping_numbers (number, email)",
 ];
 
-/// What an address may do with one number. The default is [`Permission::Both`], as in
-/// the Sinch Fax API.
+/// The permission of an address on one number. The default is [`Permission::Both`], as
+/// in the Sinch Fax API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Permission {
     Send,

@@ -1,6 +1,6 @@
 //! SMTP AUTH password hashes: Argon2id with the `argon2` crate's default parameters,
-//! stored as PHC strings (`$argon2id$v=19$m=...`). Hashing takes tens of milliseconds
-//! of CPU, so it runs on tokio's blocking pool, never on a runtime thread.
+//! stored as PHC strings (`$argon2id$v=19$m=...`). One hash takes an estimated tens of
+//! milliseconds of CPU, so it runs on tokio's blocking pool, never on a runtime thread.
 
 use std::sync::OnceLock;
 
@@ -48,8 +48,8 @@ fn verify_blocking(stored: &str, password: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
 }
 
-/// A hash of a random password with the current parameters, made once per process. It
-/// costs one extra hash on first use.
+/// Returns a hash of a random password with the current parameters, made once per
+/// process at the cost of one extra hash on first use.
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {

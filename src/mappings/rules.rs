@@ -116,7 +116,7 @@ pub fn normalize_email(written: &str) -> Result<String, EmailError> {
 ///
 /// Prefixes are matched in any letter case and `+` or `-` may replace the `=` after
 /// `SRS0`/`SRS1`. The hashes and timestamps are not verified, because only the
-/// forwarder holds the key. An address that does not have one of these forms is returned
+/// forwarder has the key. An address that does not have one of these forms is returned
 /// unchanged, and so is the letter case of the result.
 pub fn strip_tags(address: &str) -> String {
     let mut current = address.to_string();
@@ -191,8 +191,8 @@ fn strip_batv(local: &str, domain: &str) -> Option<String> {
     Some(format!("{original}@{domain}"))
 }
 
-/// A BATV tag is ten characters (key digit, three day digits, six hex digits); any run
-/// of ASCII letters and digits is accepted so that variants are removed too.
+/// A BATV tag is ten characters: a key digit, three day digits and six hex digits. Any
+/// run of ASCII letters and digits is accepted, so that variants are removed too.
 fn is_batv_tag(tag: &str) -> bool {
     !tag.is_empty() && tag.chars().all(|c| c.is_ascii_alphanumeric())
 }
@@ -281,7 +281,7 @@ pub fn total_pages(total_items: u64, page_size: u32) -> u64 {
     total_items.div_ceil(u64::from(page_size))
 }
 
-/// Why a sender may not fax. Each variant's text is the reason given in the SMTP reply.
+/// The reason a sender may not fax. Each variant's text is the text of the SMTP reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SenderError {
     #[error("the null sender <> may not send faxes")]
@@ -345,7 +345,7 @@ pub fn authorize_envelope(mapping: Option<&Mapping>, sender: &str) -> Result<(),
     Ok(())
 }
 
-/// What a message says about who sent it, as [`authorize_sender`] reads it after DATA.
+/// The sender facts of one message, as [`authorize_sender`] reads them after DATA.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SenderFacts<'a> {
     /// The `MAIL FROM` address with tagging removed by [`strip_tags`]; empty for `<>`.
@@ -355,6 +355,7 @@ pub struct SenderFacts<'a> {
     pub header_from: Option<&'a str>,
     /// The address authenticated with SMTP AUTH, when the session is authenticated.
     pub auth_identity: Option<&'a str>,
+    /// The Subject with RFC 2047 encoded words decoded.
     pub subject: Option<&'a str>,
 }
 

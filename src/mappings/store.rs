@@ -14,8 +14,8 @@ use crate::store::Store;
 /// Opens a write transaction holding SQLite's write lock from its first statement.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// One row of a mapping joined with one of its numbers; the number columns are NULL
-/// only for a mapping without numbers, which the checks on writes do not create.
+/// One row of a mapping joined with one of its numbers. The number columns are NULL only
+/// for a mapping without numbers, and the checks on writes never create one.
 type JoinedRow = (String, bool, String, String, Option<String>, Option<String>);
 
 /// The mappings kept in the store. Cheap to clone.
