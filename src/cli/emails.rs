@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use clap::Subcommand;
 use phonenumber::country::Id as Region;
 
-use super::Failure;
+use super::{Failure, print_stdout};
 use crate::config::Config;
 use crate::mappings::rules::{self, NumberPermissionError};
 use crate::mappings::{Mapping, MappingError, Mappings, Permission};
@@ -58,8 +58,7 @@ pub(super) async fn execute(command: EmailsCommand, config: &Config) -> Result<(
             let mapping = open(config).await?.add(&email, &numbers).await.map_err(|err| {
                 mapping_failure(err, config, "use \"faxgate emails set\" to change its numbers")
             })?;
-            println!("added {}", format_mapping(&mapping));
-            Ok(())
+            print_stdout(&format!("added {}\n", format_mapping(&mapping)))
         }
         EmailsCommand::Set { email, numbers } => {
             let email = parse_email(&email)?;
@@ -69,16 +68,14 @@ pub(super) async fn execute(command: EmailsCommand, config: &Config) -> Result<(
                 .set(&email, &numbers)
                 .await
                 .map_err(|err| mapping_failure(err, config, "use \"faxgate emails add\" to create it"))?;
-            println!("updated {}", format_mapping(&mapping));
-            Ok(())
+            print_stdout(&format!("updated {}\n", format_mapping(&mapping)))
         }
         EmailsCommand::Remove { email } => {
             let email = parse_email(&email)?;
             open(config).await?.remove(&email).await.map_err(|err| {
                 mapping_failure(err, config, "\"faxgate emails list\" shows the addresses that have one")
             })?;
-            println!("removed {email}");
-            Ok(())
+            print_stdout(&format!("removed {email}\n"))
         }
         EmailsCommand::Password { email } => {
             let email = parse_email(&email)?;
@@ -90,17 +87,14 @@ pub(super) async fn execute(command: EmailsCommand, config: &Config) -> Result<(
 
 /// Prints every mapping, fetching the maximum page size at a time.
 async fn list(mappings: &Mappings, number: Option<&Number>, config: &Config) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
     let mut page = 1;
     loop {
         let (batch, total) = mappings
             .list(number, page, rules::MAX_PAGE_SIZE)
             .await
             .map_err(|err| mapping_failure(err, config, ""))?;
-        for mapping in &batch {
-            writeln!(stdout, "{}", format_mapping(mapping))
-                .map_err(|err| Failure::operational(format!("cannot write to standard output: {err}")))?;
-        }
+        let lines: String = batch.iter().map(|mapping| format_mapping(mapping) + "\n").collect();
+        print_stdout(&lines)?;
         if batch.is_empty() || u64::from(page) >= rules::total_pages(total, rules::MAX_PAGE_SIZE) {
             return Ok(());
         }
@@ -142,8 +136,7 @@ async fn password(mappings: &Mappings, email: &str, config: &Config) -> Result<(
         .set_password(email, password)
         .await
         .map_err(|err| mapping_failure(err, config, "add one with \"faxgate emails add\" first"))?;
-    println!("password set for {email}");
-    Ok(())
+    print_stdout(&format!("password set for {email}\n"))
 }
 
 async fn open(config: &Config) -> Result<Mappings, Failure> {

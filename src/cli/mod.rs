@@ -9,6 +9,7 @@
 mod emails;
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
@@ -90,7 +91,7 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(failure) => {
             // One line, even when a library's message spans several.
-            let message = failure.message.split_whitespace().collect::<Vec<_>>().join(" ");
+            let message = failure.message.lines().map(str::trim).collect::<Vec<_>>().join(" ");
             eprintln!("faxgate: {message}");
             failure.status
         }
@@ -102,10 +103,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
     let config = load_config(&path, source)?;
     match cli.command {
         Command::Run => run_daemon(config),
-        Command::CheckConfig => {
-            print!("{}", config.to_masked_toml());
-            Ok(())
-        }
+        Command::CheckConfig => print_stdout(&config.to_masked_toml()),
         Command::Emails(command) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -113,6 +111,17 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                 .map_err(|err| Failure::operational(format!("cannot start the async runtime: {err}")))?;
             runtime.block_on(emails::execute(command, &config))
         }
+    }
+}
+
+/// Writes `text` to stdout. A closed pipe, as when the output goes to `head`, ends the
+/// output quietly, because the reader has what it wanted.
+fn print_stdout(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(Failure::operational(format!("cannot write to standard output: {err}"))),
     }
 }
 
