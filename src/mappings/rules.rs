@@ -345,9 +345,10 @@ pub fn authorize_envelope(mapping: Option<&Mapping>, sender: &str) -> Result<(),
     Ok(())
 }
 
-/// The sender facts of one message, as [`authorize_sender`] reads them after DATA.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SenderFacts<'a> {
+/// The input of [`authorize_sender`]: the sender facts of one message, read after DATA,
+/// and the settings that apply.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderCheckInput<'a> {
     /// The `MAIL FROM` address with tagging removed by [`strip_tags`]; empty for `<>`.
     pub envelope_sender: &'a str,
     /// The address of the header `From`, without a display name; `None` when the
@@ -357,6 +358,10 @@ pub struct SenderFacts<'a> {
     pub auth_identity: Option<&'a str>,
     /// The Subject with RFC 2047 encoded words decoded.
     pub subject: Option<&'a str>,
+    /// The `senders.check` setting.
+    pub check: SenderCheck,
+    /// The `gateway.default_region` setting, for a Subject with a national number.
+    pub region: Region,
 }
 
 /// Decides whether the message may be faxed and returns the number to send from.
@@ -364,7 +369,7 @@ pub struct SenderFacts<'a> {
 /// `mapping` is the one of the sender, that is the AUTH identity when authenticated and
 /// else the envelope sender. Checked in this order:
 /// 1. the envelope sender is not the null sender;
-/// 2. on an authenticated session the header `From` is the AUTH identity; otherwise,
+/// 2. on an authenticated session the header `From` is the AUTH identity. Otherwise,
 ///    with `SenderCheck::Both`, it is the envelope sender;
 /// 3. the sender has a mapping with at least one number it may send from;
 /// 4. a Subject that is a valid number (any spelling, national ones read with `region`)
@@ -372,21 +377,16 @@ pub struct SenderFacts<'a> {
 ///    such number in mapping order.
 ///
 /// Addresses are compared case-insensitively.
-pub fn authorize_sender(
-    mapping: Option<&Mapping>,
-    facts: &SenderFacts<'_>,
-    check: SenderCheck,
-    region: Region,
-) -> Result<Number, SenderError> {
-    let sender = sender_address(facts.envelope_sender, facts.auth_identity)?;
+pub fn authorize_sender(mapping: Option<&Mapping>, input: &SenderCheckInput<'_>) -> Result<Number, SenderError> {
+    let sender = sender_address(input.envelope_sender, input.auth_identity)?;
 
-    let must_match_header = facts.auth_identity.is_some() || check == SenderCheck::Both;
+    let must_match_header = input.auth_identity.is_some() || input.check == SenderCheck::Both;
     if must_match_header {
-        let Some(header_from) = facts.header_from else {
+        let Some(header_from) = input.header_from else {
             return Err(SenderError::MissingHeaderFrom { sender });
         };
         if !same_address(header_from, &sender) {
-            return Err(match facts.auth_identity {
+            return Err(match input.auth_identity {
                 Some(_) => SenderError::HeaderFromNotAuthenticated {
                     header_from: header_from.trim().to_string(),
                     auth_identity: sender,
@@ -403,8 +403,8 @@ pub fn authorize_sender(
     let mapping = mapping.expect("authorize_envelope returned Ok, so there is a mapping");
     let mut send_numbers = mapping.send_numbers();
 
-    let subject = facts.subject.map(str::trim).unwrap_or_default();
-    if let Ok(selected) = Number::parse(subject, region) {
+    let subject = input.subject.map(str::trim).unwrap_or_default();
+    if let Ok(selected) = Number::parse(subject, input.region) {
         return if send_numbers.any(|n| *n == selected) {
             Ok(selected)
         } else {
@@ -638,7 +638,7 @@ mod tests {
         );
     }
 
-    /// One case of `authorize_sender`: the facts, the setting and the expected outcome,
+    /// One case of `authorize_sender`: the input and the expected outcome,
     /// an E.164 number or a fragment of the error text.
     struct Case {
         name: &'static str,
@@ -748,13 +748,15 @@ mod tests {
         for case in cases {
             let sender = sender_address(case.envelope, case.auth).unwrap_or_default();
             let mapping = [&alice, &bob].into_iter().find(|m| m.email == sender);
-            let facts = SenderFacts {
+            let input = SenderCheckInput {
                 envelope_sender: case.envelope,
                 header_from: case.header_from,
                 auth_identity: case.auth,
                 subject: case.subject,
+                check: case.check,
+                region: Region::US,
             };
-            let result = authorize_sender(mapping, &facts, case.check, Region::US);
+            let result = authorize_sender(mapping, &input);
             match (case.expected, result) {
                 (Ok(expected), Ok(from)) => assert_eq!(from.as_str(), expected, "{}", case.name),
                 (Err(fragment), Err(err)) => {
