@@ -6,7 +6,8 @@
 //! - [`strip_tags`] removes SRS and BATV rewriting from an envelope sender.
 //! - [`parse_number_permission`] reads the CLI's `N[:send|:receive|:both]`.
 //! - [`check_numbers`] and [`check_page`] are the checks on a request's number list and
-//!   paging.
+//!   paging, and [`parse_api_email`] and [`parse_api_phone_numbers`] apply them to an
+//!   HTTP API body, naming the field at fault as a [`FieldViolation`].
 //! - [`sender_address`], [`authorize_envelope`] and [`authorize_sender`] decide whether
 //!   a message may be faxed and from which number.
 
@@ -279,6 +280,60 @@ pub fn total_pages(total_items: u64, page_size: u32) -> u64 {
         return 0;
     }
     total_items.div_ceil(u64::from(page_size))
+}
+
+/// One invalid field of an HTTP API request, as listed in the `fieldViolations` of the
+/// Sinch error body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {description}")]
+pub struct FieldViolation {
+    /// The field path, such as `phoneNumbers[0].number`.
+    pub field: String,
+    pub description: String,
+}
+
+impl From<PageError> for FieldViolation {
+    fn from(err: PageError) -> Self {
+        FieldViolation { field: err.field().to_string(), description: err.to_string() }
+    }
+}
+
+/// Checks the `email` of an HTTP API request and returns it lower case.
+pub fn parse_api_email(written: &str) -> Result<String, FieldViolation> {
+    normalize_email(written).map_err(|err| FieldViolation { field: "email".to_string(), description: err.to_string() })
+}
+
+/// Checks the `phoneNumbers` of an HTTP API request, given as `(number, permissions)`
+/// pairs in request order. Each number must be in E.164 form, because the API takes
+/// no default region, and each permission `send`, `receive` or `both` (`both` when
+/// absent). The list needs at least one entry and no number twice.
+pub fn parse_api_phone_numbers<'a>(
+    entries: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Vec<(Number, Permission)>, FieldViolation> {
+    let mut numbers = Vec::new();
+    for (index, (number_text, permission_text)) in entries.into_iter().enumerate() {
+        let number = number_text.parse::<Number>().map_err(|err| FieldViolation {
+            field: format!("phoneNumbers[{index}].number"),
+            description: err.to_string(),
+        })?;
+        let permission = match permission_text {
+            Some(text) => text.parse::<Permission>().map_err(|err| FieldViolation {
+                field: format!("phoneNumbers[{index}].permissions"),
+                description: err.to_string(),
+            })?,
+            None => Permission::default(),
+        };
+        numbers.push((number, permission));
+    }
+
+    check_numbers(&numbers).map_err(|err| {
+        let field = match &err {
+            NumbersError::Empty => "phoneNumbers".to_string(),
+            NumbersError::Duplicate { index, .. } => format!("phoneNumbers[{index}].number"),
+        };
+        FieldViolation { field, description: err.to_string() }
+    })?;
+    Ok(numbers)
 }
 
 /// The reason a sender may not fax. Each variant's text is the text of the SMTP reply.
@@ -599,6 +654,52 @@ mod tests {
         assert_eq!(total_pages(100, 100), 1);
         assert_eq!(total_pages(101, 100), 2);
         assert_eq!(total_pages(5, 0), 0);
+    }
+
+    #[test]
+    fn api_phone_numbers_accepted() {
+        let parsed =
+            parse_api_phone_numbers([("+14155550100", Some("send")), ("+14155550101", None), ("+14155550102", Some("receive"))])
+                .unwrap();
+        assert_eq!(
+            parsed,
+            [
+                (number("+14155550100"), Permission::Send),
+                (number("+14155550101"), Permission::Both),
+                (number("+14155550102"), Permission::Receive),
+            ]
+        );
+    }
+
+    #[test]
+    fn api_phone_numbers_field_violations() {
+        let cases: [(Vec<(&str, Option<&str>)>, &str, &str); 5] = [
+            (vec![], "phoneNumbers", "at least one number"),
+            (vec![("+14155550100", None), ("4155550101", None)], "phoneNumbers[1].number", "E.164"),
+            (vec![("+15550001111", None)], "phoneNumbers[0].number", "not a valid phone number"),
+            (vec![("+14155550100", Some("sned"))], "phoneNumbers[0].permissions", "\"sned\""),
+            (
+                vec![("+14155550100", None), ("+14155550101", None), ("+14155550100", Some("send"))],
+                "phoneNumbers[2].number",
+                "more than once",
+            ),
+        ];
+        for (entries, field, fragment) in cases {
+            let violation = parse_api_phone_numbers(entries.clone()).unwrap_err();
+            assert_eq!(violation.field, field, "{entries:?}");
+            assert!(violation.description.contains(fragment), "{entries:?}: {violation}");
+        }
+    }
+
+    #[test]
+    fn api_email_and_page_violations() {
+        assert_eq!(parse_api_email("Alice@Example.com").as_deref(), Ok("alice@example.com"));
+        let violation = parse_api_email("alice").unwrap_err();
+        assert_eq!(violation.field, "email");
+        assert!(violation.description.contains("\"alice\""), "{violation}");
+        let violation = FieldViolation::from(check_page(1, 1001).unwrap_err());
+        assert_eq!(violation.field, "pageSize");
+        assert!(violation.description.contains("1001"), "{violation}");
     }
 
     #[test]
