@@ -166,8 +166,9 @@ fn strip_batv(local: &str, domain: &str) -> Option<String> {
     Some(format!("{original}@{domain}"))
 }
 
-/// A BATV tag is ten characters: a key digit, three day digits and six hex digits. Any
-/// run of ASCII letters and digits is accepted, so that variants are removed too.
+/// Returns whether `tag` can be a BATV tag. Standard tags are ten characters (a key
+/// digit, three day digits and six hex digits), but any run of ASCII letters and digits
+/// is accepted, so that variants are removed too.
 fn is_batv_tag(tag: &str) -> bool {
     !tag.is_empty() && tag.chars().all(|c| c.is_ascii_alphanumeric())
 }

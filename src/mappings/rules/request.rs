@@ -8,10 +8,10 @@ use super::address::normalize_email;
 use crate::mappings::{Permission, PermissionError};
 use crate::number::{Number, NumberError};
 
-/// Default `pageSize` of the HTTP API's mapping lists, as in the Sinch Fax API.
+/// Default `pageSize` of the HTTP API's lists of mappings and of emails.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 
-/// Default `pageSize` of the numbers of one email, as in the Sinch Fax API.
+/// Default `pageSize` of the HTTP API's list of the numbers of one email.
 pub const DEFAULT_NUMBERS_PAGE_SIZE: u32 = 20;
 
 /// Maximum `pageSize` the HTTP API accepts; larger values get 422.
