@@ -1,2 +1,0 @@
-//! stub
-pub fn main() -> i32 { 0 }
