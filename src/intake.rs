@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use mail_parser::MimeHeaders;
 use tracing::{error, info, warn};
 
 use crate::config::Config;

@@ -24,10 +24,6 @@ use crate::store::Store;
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    // The SMTP listener and the HTTP client use the process-wide rustls provider.
-    // Installing fails only when a provider is already set, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-
     let config = Arc::new(config);
     for dir in [&config.gateway.data_dir, &config.spool_dir(), &config.fax.outbox_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -38,7 +34,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let backend = Arc::new(fax::Backend::from_config(&config.fax, &config.webhooks)?);
 
     let tls = match (&config.smtp.tls_cert, &config.smtp.tls_key) {
-        (Some(cert), Some(key)) => Some(Arc::new(smtp::tls::TlsHandle::load(cert, key)?)),
+        (Some(cert), Some(key)) => Some(smtp::TlsConfig::load(cert, key)?),
         _ => None,
     };
 
@@ -65,26 +61,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     ));
     let intake = Arc::new(Intake::new(config.clone(), mappings, queue));
-    let smtp_server = tokio::spawn(smtp::serve(
-        listeners,
-        Arc::new(config.smtp.clone()),
-        config.gateway.hostname.clone(),
-        tls.clone(),
-        intake,
-        shutdown_rx.clone(),
-    ));
+    let smtp_server = {
+        let settings = Arc::new(config.smtp.clone());
+        let hostname = config.gateway.hostname.clone();
+        let (tls, shutdown) = (tls.clone(), shutdown_rx.clone());
+        tokio::spawn(async move { smtp::serve(listeners, settings, &hostname, tls, intake, shutdown).await })
+    };
 
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     let watchdog = start_watchdog();
     info!(data_dir = %config.gateway.data_dir.display(), backend = ?config.fax.backend, "faxgate started");
 
-    wait_for_stop(tls.as_deref()).await;
+    wait_for_stop(tls.as_ref()).await;
     info!("stopping: no new connections, open sessions may finish");
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     let _ = shutdown_tx.send(true);
 
-    if let Err(err) = smtp_server.await {
-        error!(error = %err, "SMTP server task failed");
+    match smtp_server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => error!(error = %err, "SMTP server failed"),
+        Err(err) => error!(error = %err, "SMTP server task failed"),
     }
     if let Err(err) = workers.await {
         error!(error = %err, "queue workers failed");
@@ -97,7 +93,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Waits for SIGTERM or SIGINT, reloading TLS on each SIGHUP meanwhile.
-async fn wait_for_stop(tls: Option<&smtp::tls::TlsHandle>) {
+async fn wait_for_stop(tls: Option<&smtp::TlsConfig>) {
     let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
         warn!("cannot install signal handlers; stop with Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
