@@ -160,6 +160,8 @@ where
         span.in_scope(|| {
             info!(
                 end = ?end,
+                tls = self.info.tls,
+                auth_identity = self.info.auth_identity.as_deref(),
                 messages_accepted = self.messages_accepted,
                 messages_rejected = self.messages_rejected,
                 "session ended"

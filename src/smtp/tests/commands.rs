@@ -193,7 +193,8 @@ async fn handler_rejections_sent_as_is() {
     client.command("MAIL FROM:<sender@example.com>", "250").await;
     let reply = client.command("RCPT TO:<+14155550100@other.example>", "550").await;
     assert_eq!(reply, "550 5.7.1 relaying to other.example is not permitted");
-    client.command("RCPT TO:<>", "501 5.1.3").await;
+    client.command("RCPT TO:<>", "550 5.1.3").await;
+    client.command("RCPT TO:<Postmaster>", "550 5.1.3").await;
 }
 
 #[tokio::test]
