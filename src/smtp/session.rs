@@ -220,19 +220,21 @@ where
     }
 
     /// Waits for the next command line, or for the next line of an AUTH exchange when
-    /// `between_commands` is false. Only between commands does shutdown end the wait,
-    /// so an exchange in progress can finish within the shutdown grace period.
+    /// `between_commands` is false. Shutdown ends the wait only between commands and
+    /// outside a BDAT transfer, so that an exchange or a message in progress can finish
+    /// within the shutdown grace period.
     pub(super) async fn next_line(&mut self, between_commands: bool) -> Result<Line, SessionEnd> {
         let command_deadline = Instant::now() + self.context.settings.command_timeout;
+        let watch_shutdown = between_commands && self.message_deadline().is_none();
         loop {
-            if between_commands && *self.context.shutdown.borrow() {
+            if watch_shutdown && *self.context.shutdown.borrow() {
                 return Err(SessionEnd::Shutdown);
             }
             if let Some(line) = self.conn.take_line() {
                 return Ok(line);
             }
             let deadlines = Deadlines { command: command_deadline, message: self.message_deadline() };
-            let shutdown = between_commands.then_some(&mut self.context.shutdown);
+            let shutdown = watch_shutdown.then_some(&mut self.context.shutdown);
             self.conn.fill(deadlines, shutdown).await.map_err(read_end)?;
         }
     }
