@@ -106,10 +106,8 @@ async fn lettre_sends_over_starttls_with_auth() {
     ));
 
     let certificate = Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap();
-    let parameters = TlsParameters::builder("localhost".to_string())
-        .add_root_certificate(certificate)
-        .build_rustls()
-        .unwrap();
+    let parameters =
+        TlsParameters::builder("localhost".to_string()).add_root_certificate(certificate).build_rustls().unwrap();
     let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(port)
         .tls(Tls::Required(parameters))

@@ -31,7 +31,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("SMTP listener {address} uses tls = \"{mode}\" but no TLS certificate is loaded; set smtp.tls_cert and smtp.tls_key")]
+    #[error(
+        "SMTP listener {address} uses tls = \"{mode}\" but no TLS certificate is loaded; set smtp.tls_cert and smtp.tls_key"
+    )]
     TlsMissing { address: SocketAddr, mode: &'static str },
 }
 
