@@ -3,7 +3,7 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, error};
 
 use super::connection::Stream;
 use super::reply;
@@ -39,7 +39,7 @@ where
 
     pub(super) async fn handshake(&mut self) -> Result<(), SessionEnd> {
         let Some(tls) = &self.context.tls else {
-            debug!("no TLS certificate configured for a TLS listener");
+            error!("no TLS certificate loaded for a TLS listener; set smtp.tls_cert and smtp.tls_key");
             return Err(SessionEnd::TlsFailed);
         };
         let acceptor = tls.acceptor();
