@@ -323,3 +323,24 @@ fn list_prints_more_than_one_page() {
     assert_eq!(printed.lines().count(), 1001);
     assert_eq!(printed.lines().last(), Some("user1000@example.com  +14155550100:both"));
 }
+
+#[tokio::test]
+async fn emails_work_while_store_open() {
+    let setup = Setup::new();
+    // The test process holds the store open as the daemon would, with a read
+    // transaction in progress while the CLI writes.
+    let store = Store::open(&setup.database()).await.unwrap();
+    let mappings = Mappings::new(store.clone());
+    let mut reader = store.pool().begin().await.unwrap();
+    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mappings").fetch_one(&mut *reader).await.unwrap();
+    assert_eq!(before, 0);
+
+    let added = setup.run(&["emails", "add", "alice@example.com", "--number", "+14155550100"]);
+    assert_success(&added);
+    reader.rollback().await.unwrap();
+
+    let mapping = mappings.get("alice@example.com").await.unwrap().expect("the CLI's mapping is visible");
+    assert_eq!(mapping.numbers_display(), "+14155550100:both");
+    assert_success(&setup.run(&["emails", "remove", "alice@example.com"]));
+    assert_eq!(mappings.get("alice@example.com").await.unwrap(), None);
+}

@@ -23,6 +23,7 @@ pub(super) enum EmailsCommand {
     },
     /// Add a mapping for an email address that has none
     Add {
+        /// Email address of the mapping, stored lower case
         email: String,
         /// Fax number and permission (send, receive or both; both when left out); repeat for more numbers
         #[arg(long = "number", value_name = "N[:PERM]", required = true)]
@@ -30,15 +31,22 @@ pub(super) enum EmailsCommand {
     },
     /// Replace the numbers of an existing mapping
     Set {
+        /// Email address of the mapping, stored lower case
         email: String,
         /// Fax number and permission (send, receive or both; both when left out); repeat for more numbers
         #[arg(long = "number", value_name = "N[:PERM]", required = true)]
         numbers: Vec<String>,
     },
     /// Remove a mapping with its numbers and password
-    Remove { email: String },
+    Remove {
+        /// Email address of the mapping
+        email: String,
+    },
     /// Set the SMTP AUTH password of a mapped address, read from the first line of stdin
-    Password { email: String },
+    Password {
+        /// Email address of the mapping
+        email: String,
+    },
 }
 
 /// Runs one `emails` command against the store named by `config`.

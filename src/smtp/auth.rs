@@ -49,7 +49,11 @@ where
             smtp_proto::AUTH_PLAIN => self.exchange_plain(initial_response).await?,
             smtp_proto::AUTH_LOGIN => self.exchange_login(initial_response).await?,
             _ => {
-                return self.reply(Reply::new(504, "5.5.4", "authentication mechanism not supported, use PLAIN or LOGIN"));
+                return self.reply(Reply::new(
+                    504,
+                    "5.5.4",
+                    "authentication mechanism not supported, use PLAIN or LOGIN",
+                ));
             }
         };
         let credentials = match exchange {
@@ -132,9 +136,7 @@ fn decode_response(line: &[u8]) -> Result<Vec<u8>, Reply> {
     match line {
         b"*" => Err(Reply::new(501, "5.0.0", "authentication cancelled")),
         b"=" => Ok(Vec::new()),
-        _ => BASE64
-            .decode(line)
-            .map_err(|_| Reply::new(501, "5.5.2", "invalid base64 in the AUTH response")),
+        _ => BASE64.decode(line).map_err(|_| Reply::new(501, "5.5.2", "invalid base64 in the AUTH response")),
     }
 }
 
@@ -157,7 +159,11 @@ fn parse_plain(response: &[u8]) -> Result<Credentials, Reply> {
     }
     // Acting for another identity (proxy authorization) is not supported.
     if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(&username) {
-        return Err(Reply::new(535, "5.7.8", format!("user {} may not act as {}", quote(username.as_bytes()), quote(authzid.as_bytes()))));
+        return Err(Reply::new(
+            535,
+            "5.7.8",
+            format!("user {} may not act as {}", quote(username.as_bytes()), quote(authzid.as_bytes())),
+        ));
     }
     Ok(Credentials { username, password })
 }

@@ -65,10 +65,8 @@ where
         let State::Mail(transaction) = &mut self.state else {
             return Ok(());
         };
-        let mut chunks = transaction
-            .chunks
-            .take()
-            .unwrap_or_else(|| Chunks { body: Body::new(max_size), deadline: new_deadline });
+        let mut chunks =
+            transaction.chunks.take().unwrap_or_else(|| Chunks { body: Body::new(max_size), deadline: new_deadline });
         if chunks.body.size().saturating_add(chunk_size) > max_size {
             chunks.body.count_dropped(chunk_size);
             let size = chunks.body.size();

@@ -62,7 +62,12 @@ where
         }
         let forward_path = to.address;
         if forward_path.is_empty() {
-            return self.reply(Reply::new(501, "5.1.3", "empty recipient address <>"));
+            // The parser turns both `<>` and `<postmaster>` into an empty address.
+            return self.reply(Reply::new(
+                550,
+                "5.1.3",
+                "recipient <> or <postmaster> is not a fax address, expected <number>@<domain>",
+            ));
         }
         if transaction.recipients.len() >= max_recipients {
             info!(forward_path = %forward_path, max_recipients, "recipient rejected, too many recipients");

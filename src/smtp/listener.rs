@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use super::connection::signalled;
 use super::reply;
-use super::session::{ServerContext, Session};
+use super::session::{ServerContext, Session, SessionEnd};
 use super::tls::TlsConfig;
 use super::{Handler, Reply};
 use crate::config::{self, TlsMode};
@@ -31,7 +31,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("SMTP listener {address} uses tls = \"{mode}\" but no TLS certificate is loaded; set smtp.tls_cert and smtp.tls_key")]
+    #[error(
+        "SMTP listener {address} uses tls = \"{mode}\" but no TLS certificate is loaded; set smtp.tls_cert and smtp.tls_key"
+    )]
     TlsMissing { address: SocketAddr, mode: &'static str },
 }
 
@@ -70,7 +72,9 @@ pub async fn serve<H: Handler>(
 
     let mut next_listener = 0;
     loop {
-        while sessions.try_join_next().is_some() {}
+        while let Some(joined) = sessions.try_join_next() {
+            log_panic(joined);
+        }
         let accepted = tokio::select! {
             biased;
             () = signalled(&mut shutdown) => break,
@@ -113,7 +117,9 @@ pub async fn serve<H: Handler>(
     let open = sessions.len();
     info!(open_sessions = open, grace_seconds = settings.shutdown_grace.as_secs(), "SMTP shutting down");
     let drained = tokio::time::timeout(settings.shutdown_grace, async {
-        while sessions.join_next().await.is_some() {}
+        while let Some(joined) = sessions.join_next().await {
+            log_panic(joined);
+        }
     })
     .await;
     if drained.is_err() {
@@ -122,6 +128,15 @@ pub async fn serve<H: Handler>(
     }
     info!("SMTP stopped");
     Ok(())
+}
+
+/// Logs a session task that panicked; sessions end normally otherwise.
+fn log_panic(joined: Result<SessionEnd, tokio::task::JoinError>) {
+    if let Err(err) = joined
+        && err.is_panic()
+    {
+        error!(error = %err, "SMTP session task panicked");
+    }
 }
 
 /// Accepts from whichever listener is ready, starting the scan at a rotating index so

@@ -11,6 +11,7 @@ mod envelope;
 mod listener;
 mod reply;
 mod session;
+mod starttls;
 mod tls;
 mod transfer;
 

@@ -1,6 +1,8 @@
 //! Wire form of replies, and the replies that the session sends on its own account
 //! (sequence and syntax errors, limits, closing).
 
+use smtp_proto::Error as ParseError;
+
 use super::Reply;
 
 /// Maximum characters of client input quoted back in a reply or a log line. Enough to
@@ -29,11 +31,8 @@ pub(super) fn encode(reply: &Reply, out: &mut Vec<u8>) {
 /// Makes client input safe to quote in a reply or a log line: printable ASCII only,
 /// other bytes as `?`, cut at [`MAX_QUOTED_CHARS`].
 pub(super) fn quote(input: &[u8]) -> String {
-    let mut quoted: String = input
-        .iter()
-        .take(MAX_QUOTED_CHARS)
-        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' })
-        .collect();
+    let mut quoted: String =
+        input.iter().take(MAX_QUOTED_CHARS).map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' }).collect();
     if input.len() > MAX_QUOTED_CHARS {
         quoted.push_str("...");
     }
@@ -56,6 +55,55 @@ pub(super) fn message_too_large(size: u64, max: u64) -> Reply {
 
 pub(super) fn line_too_long(max: usize) -> Reply {
     Reply::new(500, "5.5.2", format!("line too long, the limit is {max} bytes"))
+}
+
+pub(super) fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// The first word of a command line, for replies that name the command.
+fn verb(line: &[u8]) -> String {
+    let line = trim_line_end(line);
+    let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    quote(&line[..end]).to_ascii_uppercase()
+}
+
+/// The text between `<` and `>` of a command line, for replies that name an address.
+fn bracketed(line: &[u8]) -> String {
+    let line = trim_line_end(line);
+    let Some(start) = line.iter().position(|&b| b == b'<') else {
+        return String::new();
+    };
+    let rest = &line[start + 1..];
+    let end = rest.iter().position(|&b| b == b'>').unwrap_or(rest.len());
+    quote(&rest[..end])
+}
+
+pub(super) fn parse_error_reply(line: &[u8], err: ParseError) -> Reply {
+    let verb = verb(line);
+    if verb.is_empty() {
+        return Reply::new(500, "5.5.2", "empty command line");
+    }
+    match err {
+        ParseError::UnknownCommand => Reply::new(500, "5.5.1", format!("command {verb} not recognized")),
+        ParseError::SyntaxError { syntax } => {
+            Reply::new(501, "5.5.4", format!("invalid {verb} command, expected {syntax}"))
+        }
+        ParseError::InvalidSenderAddress => {
+            Reply::new(501, "5.1.7", format!("invalid sender address <{}>", bracketed(line)))
+        }
+        ParseError::InvalidRecipientAddress => {
+            Reply::new(501, "5.1.3", format!("invalid recipient address <{}>", bracketed(line)))
+        }
+        ParseError::InvalidParameter { param } => {
+            Reply::new(501, "5.5.4", format!("invalid value for parameter {param} of {verb}"))
+        }
+        ParseError::UnsupportedParameter { param } => {
+            Reply::new(555, "5.5.4", format!("parameter {} of {verb} is not supported", quote(param.as_bytes())))
+        }
+        _ => Reply::new(501, "5.5.2", format!("syntax error in {verb} command")),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! One SMTP session: the command loop, the session state and the commands that do not
 //! carry a message or credentials. MAIL and RCPT are in `envelope`, DATA and BDAT in
-//! `data`, AUTH in `auth`.
+//! `data`, AUTH in `auth` and STARTTLS in `starttls`.
 //!
 //! Pipelining: the session replies to every complete command in the input buffer in
 //! order, and sends the queued replies when the buffer contains no further complete
@@ -9,14 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use smtp_proto::{Error as ParseError, Request};
+use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span};
 
-use super::connection::{Connection, Deadlines, Line, ReadError, Stream};
-use super::reply::{self, quote};
+use super::connection::{Connection, Deadlines, Line, ReadError};
+use super::reply::{self, parse_error_reply, quote, trim_line_end};
 use super::tls::TlsConfig;
 use super::transfer::Body;
 use super::{Handler, MAX_LINE_LENGTH, Reply, SessionInfo};
@@ -118,23 +118,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     H: Handler,
 {
-    pub fn new(
-        stream: S,
-        peer: std::net::SocketAddr,
-        listener: &config::Listener,
-        context: ServerContext<H>,
-    ) -> Self {
+    pub fn new(stream: S, peer: std::net::SocketAddr, listener: &config::Listener, context: ServerContext<H>) -> Self {
         Session {
             conn: Connection::new(stream),
             context,
             listener_tls: listener.tls,
             listener_auth: listener.auth,
-            info: SessionInfo {
-                session_id: ulid::Ulid::new().to_string(),
-                peer,
-                tls: false,
-                auth_identity: None,
-            },
+            info: SessionInfo { session_id: ulid::Ulid::new().to_string(), peer, tls: false, auth_identity: None },
             state: State::AwaitingHelo,
             helo_domain: None,
             errors: 0,
@@ -160,6 +150,8 @@ where
         span.in_scope(|| {
             info!(
                 end = ?end,
+                tls = self.info.tls,
+                auth_identity = self.info.auth_identity.as_deref(),
                 messages_accepted = self.messages_accepted,
                 messages_rejected = self.messages_rejected,
                 "session ended"
@@ -218,19 +210,21 @@ where
     }
 
     /// Waits for the next command line, or for the next line of an AUTH exchange when
-    /// `between_commands` is false. Only between commands does shutdown end the wait,
-    /// so an exchange in progress can finish within the shutdown grace period.
+    /// `between_commands` is false. Shutdown ends the wait only between commands and
+    /// outside a BDAT transfer, so that an exchange or a message in progress can finish
+    /// within the shutdown grace period.
     pub(super) async fn next_line(&mut self, between_commands: bool) -> Result<Line, SessionEnd> {
         let command_deadline = Instant::now() + self.context.settings.command_timeout;
+        let watch_shutdown = between_commands && self.message_deadline().is_none();
         loop {
-            if between_commands && *self.context.shutdown.borrow() {
+            if watch_shutdown && *self.context.shutdown.borrow() {
                 return Err(SessionEnd::Shutdown);
             }
             if let Some(line) = self.conn.take_line() {
                 return Ok(line);
             }
             let deadlines = Deadlines { command: command_deadline, message: self.message_deadline() };
-            let shutdown = between_commands.then_some(&mut self.context.shutdown);
+            let shutdown = watch_shutdown.then_some(&mut self.context.shutdown);
             self.conn.fill(deadlines, shutdown).await.map_err(read_end)?;
         }
     }
@@ -348,7 +342,7 @@ where
         self.reply(Reply::new(250, "", lines.join("\n")))
     }
 
-    fn starttls_offered(&self) -> bool {
+    pub(super) fn starttls_offered(&self) -> bool {
         self.listener_tls == TlsMode::Starttls && self.context.tls.is_some()
     }
 
@@ -363,59 +357,6 @@ where
             self.state = State::Ready;
         }
     }
-
-    async fn starttls(&mut self) -> Result<(), SessionEnd> {
-        if !self.starttls_offered() {
-            return self.reply(Reply::new(502, "5.5.1", "STARTTLS is not offered on this listener"));
-        }
-        if self.info.tls {
-            return self.reply(reply::bad_sequence("TLS is already active"));
-        }
-        self.conn.queue(&Reply::new(220, "2.0.0", "Ready to start TLS"));
-        self.conn
-            .flush(Instant::now() + self.context.settings.command_timeout)
-            .await
-            .map_err(read_end)?;
-        // Bytes sent after STARTTLS before the handshake could be commands injected by a
-        // man in the middle, which must not run as if they came over TLS.
-        if let Some(discarded) = self.conn.discard_input() {
-            debug!(discarded = %discarded, "discarded input sent after STARTTLS");
-        }
-        self.handshake().await?;
-        // The client must start over as if newly connected.
-        self.state = State::AwaitingHelo;
-        self.helo_domain = None;
-        self.info.auth_identity = None;
-        Ok(())
-    }
-
-    async fn handshake(&mut self) -> Result<(), SessionEnd> {
-        let Some(tls) = &self.context.tls else {
-            debug!("no TLS certificate configured for a TLS listener");
-            return Err(SessionEnd::TlsFailed);
-        };
-        let acceptor = tls.acceptor();
-        let Stream::Plain(plain) = std::mem::replace(&mut self.conn.stream, Stream::Closed) else {
-            return Err(SessionEnd::TlsFailed);
-        };
-        let timeout = self.context.settings.command_timeout;
-        match tokio::time::timeout(timeout, acceptor.accept(plain)).await {
-            Ok(Ok(stream)) => {
-                self.conn.stream = Stream::Tls(Box::new(stream));
-                self.info.tls = true;
-                debug!("TLS established");
-                Ok(())
-            }
-            Ok(Err(err)) => {
-                debug!(error = %err, "TLS handshake failed");
-                Err(SessionEnd::TlsFailed)
-            }
-            Err(_) => {
-                debug!("TLS handshake timed out");
-                Err(SessionEnd::TlsFailed)
-            }
-        }
-    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -424,7 +365,7 @@ enum Flow {
     Quit,
 }
 
-fn read_end(err: ReadError) -> SessionEnd {
+pub(super) fn read_end(err: ReadError) -> SessionEnd {
     match err {
         ReadError::Closed => SessionEnd::ClientClosed,
         ReadError::CommandTimeout => SessionEnd::CommandTimeout,
@@ -434,54 +375,5 @@ fn read_end(err: ReadError) -> SessionEnd {
             debug!(error = %err, "connection failed");
             SessionEnd::Io(err.kind())
         }
-    }
-}
-
-fn trim_line_end(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// The first word of a command line, for replies that name the command.
-fn verb(line: &[u8]) -> String {
-    let line = trim_line_end(line);
-    let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-    quote(&line[..end]).to_ascii_uppercase()
-}
-
-/// The text between `<` and `>` of a command line, for replies that name an address.
-fn bracketed(line: &[u8]) -> String {
-    let line = trim_line_end(line);
-    let Some(start) = line.iter().position(|&b| b == b'<') else {
-        return String::new();
-    };
-    let rest = &line[start + 1..];
-    let end = rest.iter().position(|&b| b == b'>').unwrap_or(rest.len());
-    quote(&rest[..end])
-}
-
-fn parse_error_reply(line: &[u8], err: ParseError) -> Reply {
-    let verb = verb(line);
-    if verb.is_empty() {
-        return Reply::new(500, "5.5.2", "empty command line");
-    }
-    match err {
-        ParseError::UnknownCommand => Reply::new(500, "5.5.1", format!("command {verb} not recognized")),
-        ParseError::SyntaxError { syntax } => {
-            Reply::new(501, "5.5.4", format!("invalid {verb} command, expected {syntax}"))
-        }
-        ParseError::InvalidSenderAddress => {
-            Reply::new(501, "5.1.7", format!("invalid sender address <{}>", bracketed(line)))
-        }
-        ParseError::InvalidRecipientAddress => {
-            Reply::new(501, "5.1.3", format!("invalid recipient address <{}>", bracketed(line)))
-        }
-        ParseError::InvalidParameter { param } => {
-            Reply::new(501, "5.5.4", format!("invalid value for parameter {param} of {verb}"))
-        }
-        ParseError::UnsupportedParameter { param } => {
-            Reply::new(555, "5.5.4", format!("parameter {} of {verb} is not supported", quote(param.as_bytes())))
-        }
-        _ => Reply::new(501, "5.5.2", format!("syntax error in {verb} command")),
     }
 }

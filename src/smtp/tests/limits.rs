@@ -114,3 +114,17 @@ async fn shutdown_lets_message_in_progress_finish() {
     harness.client.expect("421 4.3.0").await;
     assert_eq!(harness.handler.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn shutdown_lets_bdat_transfer_finish() {
+    let mut harness = start_plain().await;
+    open_transaction(&mut harness.client).await;
+    harness.client.send("BDAT 3\r\nabc").await;
+    harness.client.expect("250 2.0.0 3 octets").await;
+    harness.shutdown.send(true).unwrap();
+    tokio::task::yield_now().await;
+    harness.client.send("BDAT 3 LAST\r\ndef").await;
+    harness.client.expect("250 2.0.0 queued").await;
+    harness.client.expect("421 4.3.0").await;
+    assert_eq!(harness.handler.messages().len(), 1);
+}

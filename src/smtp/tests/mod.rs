@@ -115,12 +115,7 @@ pub(super) fn settings() -> config::Smtp {
 }
 
 pub(super) fn listener(tls: TlsMode, auth: AuthMode) -> config::Listener {
-    config::Listener {
-        address: "127.0.0.1:0".parse().unwrap(),
-        tls,
-        auth,
-        allowed_clients: Vec::new(),
-    }
+    config::Listener { address: "127.0.0.1:0".parse().unwrap(), tls, auth, allowed_clients: Vec::new() }
 }
 
 /// A session running in its own task, and the client end of its stream.

@@ -179,7 +179,8 @@ async fn auth_before_tls_refused() {
     let mut harness = start(settings(), listener(TlsMode::Starttls, AuthMode::Optional), Some(certificate.load()));
     harness.client.expect("220 ").await;
     harness.client.command("EHLO client.example", "250").await;
-    let reply = harness.client.command(&format!("AUTH PLAIN {}", plain_response("alice@example.com", PASSWORD)), "538").await;
+    let reply =
+        harness.client.command(&format!("AUTH PLAIN {}", plain_response("alice@example.com", PASSWORD)), "538").await;
     assert!(reply.starts_with("538 5.7.11 Encryption required"), "{reply}");
     assert!(harness.handler.calls().is_empty());
 }
@@ -198,10 +199,13 @@ async fn auth_plain_succeeds_and_survives_rset() {
     client.command("RSET", "250").await;
     client.command("AUTH PLAIN", "503 5.5.1").await;
     client.command("MAIL FROM:<alice@example.com>", "250").await;
-    assert_eq!(harness.handler.calls().last(), Some(&Call::MailFrom {
-        reverse_path: "alice@example.com".to_string(),
-        auth_identity: Some("alice@example.com".to_string()),
-    }));
+    assert_eq!(
+        harness.handler.calls().last(),
+        Some(&Call::MailFrom {
+            reverse_path: "alice@example.com".to_string(),
+            auth_identity: Some("alice@example.com".to_string()),
+        })
+    );
 }
 
 #[tokio::test]
