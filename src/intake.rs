@@ -13,7 +13,8 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::documents::{self, Limits};
-use crate::mappings::{Mappings, rules};
+use crate::mappings::rules::{self, SenderError};
+use crate::mappings::Mappings;
 use crate::number::{DestinationPolicy, Number};
 use crate::queue::{FaxRequest, Queue};
 use crate::smtp::{Handler, Reply, SessionInfo};
@@ -36,36 +37,18 @@ impl Intake {
         };
         Intake { config, mappings, queue, limits, destinations }
     }
-
-    /// Returns the address whose mapping decides: the AUTH identity on an authenticated
-    /// session, else the envelope sender without SRS or BATV tags, lower case.
-    fn sender(&self, session: &SessionInfo, reverse_path: &str) -> Result<String, Reply> {
-        if let Some(identity) = &session.auth_identity {
-            return Ok(identity.clone());
-        }
-        let address = rules::strip_tags(reverse_path);
-        rules::normalize_email(&address).map_err(|err| Reply::new(550, "5.7.1", format!("sender {err}")))
-    }
 }
 
-/// Rejection of the null sender, at `MAIL FROM`.
-fn null_sender_reply() -> Reply {
-    Reply::new(
-        550,
-        "5.7.1",
-        "the null sender <> may not send faxes: bounces and automatic replies are not faxed",
-    )
-}
-
-fn store_unavailable(err: impl std::fmt::Display) -> Reply {
-    error!(error = %err, "store unavailable");
+/// Logs a store failure and returns the temporary reply that lets the client retry.
+fn store_unavailable(session: &SessionInfo, err: impl std::fmt::Display) -> Reply {
+    error!(session_id = %session.session_id, error = %err, "store unavailable");
     Reply::new(451, "4.3.0", "temporary failure of the job store, try again later")
 }
 
 impl Handler for Intake {
     async fn mail_from(&self, _session: &SessionInfo, reverse_path: &str) -> Result<(), Reply> {
         if reverse_path.is_empty() {
-            return Err(null_sender_reply());
+            return Err(SenderError::NullSender.smtp_reply());
         }
         Ok(())
     }
@@ -97,18 +80,12 @@ impl Handler for Intake {
 
         // The envelope already decides whether the sender may fax at all; the header
         // From and Subject are checked at the end of the message.
-        if reverse_path.is_empty() {
-            return Err(null_sender_reply());
-        }
-        let sender = self.sender(session, reverse_path)?;
-        let mapping = self.mappings.get(&sender).await.map_err(store_unavailable)?;
-        if !mapping.as_ref().is_some_and(|m| m.numbers.iter().any(|(_, p)| p.can_send())) {
-            info!(session_id = %session.session_id, sender = %sender, "sender has no number to fax from");
-            return Err(Reply::new(
-                550,
-                "5.7.1",
-                format!("{sender} is not allowed to send faxes: no fax number with send permission is mapped to it"),
-            ));
+        let sender = rules::sender_address(reverse_path, session.auth_identity.as_deref())
+            .map_err(|err| err.smtp_reply())?;
+        let mapping = self.mappings.get(&sender).await.map_err(|err| store_unavailable(session, err))?;
+        if let Err(err) = rules::authorize_envelope(mapping.as_ref(), &sender) {
+            info!(session_id = %session.session_id, sender = %sender, reason = %err, "sender rejected");
+            return Err(err.smtp_reply());
         }
         Ok(number)
     }
@@ -122,13 +99,13 @@ impl Handler for Intake {
             return Reply::new(550, "5.7.1", "delivery reports (multipart/report) are not faxed");
         }
 
-        let sender = match self.sender(session, reverse_path) {
+        let sender = match rules::sender_address(reverse_path, session.auth_identity.as_deref()) {
             Ok(sender) => sender,
-            Err(reply) => return reply,
+            Err(err) => return err.smtp_reply(),
         };
         let mapping = match self.mappings.get(&sender).await {
             Ok(mapping) => mapping,
-            Err(err) => return store_unavailable(err),
+            Err(err) => return store_unavailable(session, err),
         };
         let check = rules::SenderCheckInput {
             envelope_sender: &sender,
@@ -142,7 +119,7 @@ impl Handler for Intake {
             Ok(number) => number,
             Err(err) => {
                 info!(session_id = %session.session_id, sender = %sender, reason = %err, "sender rejected");
-                return Reply::new(550, "5.7.1", err.to_string());
+                return err.smtp_reply();
             }
         };
 
@@ -174,7 +151,7 @@ impl Handler for Intake {
                 );
                 Reply::new(250, "2.0.0", format!("queued as {}", ids.join(",")))
             }
-            Err(err) => store_unavailable(err),
+            Err(err) => store_unavailable(session, err),
         }
     }
 
@@ -182,7 +159,7 @@ impl Handler for Intake {
         let Ok(email) = rules::normalize_email(username) else {
             return Ok(false);
         };
-        let verified = self.mappings.verify_password(&email, password).await.map_err(store_unavailable)?;
+        let verified = self.mappings.verify_password(&email, password).await.map_err(|err| store_unavailable(session, err))?;
         if !verified {
             warn!(session_id = %session.session_id, username = %email, "authentication failed");
         }
