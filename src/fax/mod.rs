@@ -125,6 +125,14 @@ impl Backend {
             Backend::Sinch(client) => client.fax(fax_id).await,
         }
     }
+
+    /// Downloads the PDF of a fax that the backend stored.
+    pub async fn fax_file(&self, fax_id: &str) -> Result<Vec<u8>, SubmitError> {
+        match self {
+            Backend::Outbox(outbox) => outbox.fax_file(fax_id).await,
+            Backend::Sinch(client) => client.fax_file(fax_id).await,
+        }
+    }
 }
 
 /// The fields every fax request carries besides the recipient, sender and file.

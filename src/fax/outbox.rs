@@ -84,6 +84,19 @@ impl Outbox {
     }
 }
 
+impl Outbox {
+    pub(crate) async fn fax_file(&self, fax_id: &str) -> Result<Vec<u8>, SubmitError> {
+        let not_found = || SubmitError::status(404, format!("fax {fax_id} is not in the outbox"), None);
+        let job_id = fax_id.strip_prefix(FAX_ID_PREFIX).ok_or_else(not_found)?;
+        let path = self.dir.join(format!("{job_id}.pdf"));
+        match tokio::fs::read(&path).await {
+            Ok(pdf) => Ok(pdf),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(not_found()),
+            Err(err) => Err(SubmitError::transient(format!("cannot read {}: {err}", path.display()))),
+        }
+    }
+}
+
 fn completed(job_id: &str) -> FaxRecord {
     FaxRecord { id: format!("{FAX_ID_PREFIX}{job_id}"), status: FaxStatus::Completed, error: None }
 }

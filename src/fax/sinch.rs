@@ -139,6 +139,30 @@ impl SinchClient {
             .ok_or_else(|| SubmitError::transient(format!("the response for fax {fax_id} has no fax id")))
     }
 
+    /// Downloads a fax's PDF with `GET /faxes/{id}/file`. When that path is not found,
+    /// the deprecated `GET /faxes/{id}/file.pdf` is tried, because older API versions and
+    /// Sinch's .NET SDK still use it.
+    pub(crate) async fn fax_file(&self, fax_id: &str) -> Result<Vec<u8>, SubmitError> {
+        let mut not_found = None;
+        for file_name in ["file", "file.pdf"] {
+            let mut url = self.faxes_url.clone();
+            url.path_segments_mut().expect("the faxes URL has a path").push(fax_id).push(file_name);
+            let build = || self.http.get(url.clone()).header(reqwest::header::ACCEPT, "application/pdf");
+            let response = self.send(build, "downloading a fax", false).await?;
+            match check_status(response).await {
+                Ok(response) => {
+                    let bytes = response.bytes().await.map_err(|err| {
+                        SubmitError::transient(format!("downloading fax {fax_id}: {}", error_chain(&err)))
+                    })?;
+                    return Ok(bytes.to_vec());
+                }
+                Err(err) if err.http_status() == Some(404) => not_found = Some(err),
+                Err(err) => return Err(err),
+            }
+        }
+        Err(not_found.expect("the loop tried at least one path"))
+    }
+
     /// Searches the faxes sent to `to` for the one labelled with `job_id`.
     ///
     /// The list endpoint filters `to` by prefix and, without a date filter, covers the

@@ -341,8 +341,10 @@ impl Queue {
 
         let mut tx = self.pool().begin().await?;
         let mut ids = Vec::with_capacity(request.recipients.len());
+        // A monotonic generator, so that the ids of one message sort in recipient order.
+        let mut generator = ulid::Generator::new();
         for number in &request.recipients {
-            let id = ulid::Ulid::new().to_string();
+            let id = generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string();
             sqlx::query(
                 "INSERT INTO fax_jobs (id, state, session_id, message_id, reverse_path, sender, from_number, \
                  to_number, pages, document, created_at, updated_at, expires_at, attempts, next_attempt_at) \
@@ -424,6 +426,22 @@ impl Queue {
                     .await?
             }
         };
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// Lists the `submitted` jobs that entered that state more than `age` ago, oldest
+    /// first: faxes whose result has not come by callback, for a status poll after
+    /// `fax.report_poll_after`.
+    pub async fn submitted_without_result(&self, age: Duration) -> Result<Vec<Job>, QueueError> {
+        let cutoff = now_ms().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM fax_jobs WHERE state = 'submitted' AND updated_at <= ? ORDER BY updated_at, id"
+        ))
+        .bind(cutoff)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(job_from_row).collect()
     }
 

@@ -183,3 +183,12 @@ pub fn sinch_backend(fake: &FakeSinch, auth: SinchAuth, timeout: Duration) -> Ba
     fax.sinch.request_timeout = timeout;
     Backend::from_config(&fax, &webhooks(WEBHOOK_URL)).expect("build the Sinch backend")
 }
+
+/// Waits up to 10 s for `condition` to become true, and panics with `what` otherwise.
+pub async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
