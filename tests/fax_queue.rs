@@ -328,3 +328,35 @@ async fn outbox_fax_lookups() {
     assert_eq!(backend.fax("outbox-01OTHERJOB").await.unwrap_err().http_status(), Some(404));
     harness.stop_workers().await;
 }
+
+#[tokio::test]
+async fn unused_spool_files_removed_at_start() {
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    let ids = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    // A failed job keeps its document and is not touched by the workers.
+    harness.force_state(&ids[0], "failed").await;
+    let document = harness.queue.job(&ids[0]).await.unwrap().unwrap().document;
+
+    let spool = harness.dir.path().join("spool");
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    let write_file = |name: &str, old: bool| {
+        let path = spool.join(name);
+        std::fs::write(&path, PDF).unwrap();
+        if old {
+            std::fs::File::options().write(true).open(&path).unwrap().set_modified(two_hours_ago).unwrap();
+        }
+        path
+    };
+    let orphan = write_file("01ORPHANORPHANORPHANORPHAN.pdf", true);
+    let temporary = write_file(".01INTERRUPTED.pdf.01TMP.tmp", true);
+    let fresh = write_file("01FRESHFRESHFRESHFRESHFRES.pdf", false);
+    std::fs::File::options().write(true).open(&document).unwrap().set_modified(two_hours_ago).unwrap();
+
+    harness.start_workers(outbox_backend(&harness), fast_policy(), 1);
+    support::wait_until("the unused spool file is removed", || !orphan.exists()).await;
+
+    assert!(!temporary.exists(), "an old temporary file is removed");
+    assert!(fresh.exists(), "a recent file may belong to an enqueue in progress");
+    assert!(document.exists(), "a file that a job uses is kept");
+    harness.stop_workers().await;
+}
