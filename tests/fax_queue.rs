@@ -360,3 +360,20 @@ async fn unused_spool_files_removed_at_start() {
     assert!(document.exists(), "a file that a job uses is kept");
     harness.stop_workers().await;
 }
+
+#[tokio::test]
+async fn shutdown_finishes_submission_in_progress() {
+    let fake = FakeSinch::start().await;
+    fake.script_next_send(support::fake_sinch::SendScript::AcceptThenStall(Duration::from_millis(500)));
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    harness.start_workers(sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT), fast_policy(), 1);
+
+    let ids = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    support::wait_until("the fake received the fax", || !fake.faxes().is_empty()).await;
+    assert_eq!(harness.queue.job(&ids[0]).await.unwrap().unwrap().state, JobState::Submitting);
+    harness.stop_workers().await;
+
+    let job = harness.queue.job(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Submitted, "the submission in progress was recorded before the workers stopped");
+    assert_eq!(job.fax_id.as_deref(), fake.faxes()[0]["id"].as_str());
+}
