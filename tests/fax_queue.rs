@@ -377,3 +377,24 @@ async fn shutdown_finishes_submission_in_progress() {
     assert_eq!(job.state, JobState::Submitted, "the submission in progress was recorded before the workers stopped");
     assert_eq!(job.fax_id.as_deref(), fake.faxes()[0]["id"].as_str());
 }
+
+#[tokio::test]
+async fn backend_rejects_invalid_urls() {
+    let fake = FakeSinch::start().await;
+    let mut fax = support::fax_settings(FaxBackendKind::Sinch, Some(&fake), SinchAuth::Oauth2, Default::default());
+    fax.sinch.auth_url = String::new();
+    let err = Backend::from_config(&fax, &support::webhooks(support::WEBHOOK_URL)).unwrap_err();
+    assert_eq!(err.to_string(), "invalid fax.sinch.auth_url \"\": relative URL without a base");
+
+    fax.sinch.auth = SinchAuth::Basic;
+    assert!(
+        Backend::from_config(&fax, &support::webhooks(support::WEBHOOK_URL)).is_ok(),
+        "basic auth needs no token URL"
+    );
+
+    let err = Backend::from_config(&fax, &support::webhooks("mailto:fax@example.com")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid webhooks.public_url \"mailto:fax@example.com\": the URL cannot carry a username"
+    );
+}

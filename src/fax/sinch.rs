@@ -82,15 +82,21 @@ impl SinchClient {
             .build()
             .map_err(|err| BackendError::HttpClient(error_chain(&err)))?;
 
-        let invalid = |reason: String| {
-            BackendError::HttpClient(format!("invalid fax.sinch.api_url {:?}: {reason}", sinch.api_url))
-        };
+        let invalid =
+            |reason: String| BackendError::InvalidUrl { key: "fax.sinch.api_url", url: sinch.api_url.clone(), reason };
         let mut faxes_url = Url::parse(&sinch.api_url).map_err(|err| invalid(err.to_string()))?;
         faxes_url
             .path_segments_mut()
             .map_err(|()| invalid("it cannot have a path".to_string()))?
             .pop_if_empty()
             .extend(["v3", "projects", &sinch.project_id, "faxes"]);
+        if sinch.auth == SinchAuth::Oauth2 {
+            Url::parse(&sinch.auth_url).map_err(|err| BackendError::InvalidUrl {
+                key: "fax.sinch.auth_url",
+                url: sinch.auth_url.clone(),
+                reason: err.to_string(),
+            })?;
+        }
 
         Ok(SinchClient {
             http,

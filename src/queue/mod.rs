@@ -15,8 +15,8 @@
 //!
 //! A job is claimed by switching it from `queued` to `submitting` in the database
 //! before the backend is called. A job found in `submitting` at start was cut off by a
-//! crash, so its outcome is unknown: it goes back to `queued` with `needs_lookup` set,
-//! and the worker searches the backend for a fax with the job's label before it
+//! crash, so its outcome is unknown. It goes back to `queued` with `needs_lookup` set,
+//! and the worker then searches the backend for a fax with the job's label before it
 //! sends anything. Timeouts after the request was sent are handled the same way, so a job is
 //! never submitted twice as long as the backend can find its faxes.
 //!

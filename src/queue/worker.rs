@@ -11,9 +11,9 @@ use super::{Change, Job, JobState, Queue, ms_from_time};
 use crate::config;
 use crate::fax::{Backend, FaxRecord, FaxStatus, FaxSubmission, SubmitError};
 
-/// Maximum time an idle worker sleeps before it checks the database again. This bounds how
-/// late a job changed by another process (such as `faxgate queue retry`) is picked up;
-/// jobs enqueued or retried in this process wake the workers at once.
+/// Maximum time an idle worker sleeps before it checks the database again. This bounds
+/// how late a job changed by another process (such as `faxgate queue retry`) is picked
+/// up. Jobs enqueued or retried in this process wake the workers at once.
 const POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Minimum age of a spool file that no job uses before it is removed at start. An
