@@ -5,7 +5,7 @@
 //! file is replaced by its `size` and `sha256`, and the webhook password inside
 //! `callbackUrl` is masked as `********` so that the folder contains no secret. Both files
 //! are written to a temporary name, flushed to disk and renamed, the PDF first, so a
-//! present JSON file means the fax is complete; [`Outbox::find`] relies on that.
+//! present JSON file means the fax is complete, which the lookup by job id relies on.
 
 use std::path::PathBuf;
 

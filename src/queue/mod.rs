@@ -226,6 +226,12 @@ pub struct Queue {
     inner: Arc<Inner>,
 }
 
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue").field("spool_dir", &self.inner.spool_dir).finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     store: Store,
     spool_dir: PathBuf,
