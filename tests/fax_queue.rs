@@ -118,6 +118,12 @@ async fn list_filters_by_state() {
     assert_eq!(deleted.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [ids[1].as_str()]);
     assert_eq!(harness.queue.list(None).await.unwrap().len(), 2);
 
+    let counts = harness.queue.count_by_state().await.unwrap();
+    assert_eq!(counts.len(), 6);
+    assert!(counts.contains(&(JobState::Queued, 1)), "{counts:?}");
+    assert!(counts.contains(&(JobState::Deleted, 1)), "{counts:?}");
+    assert!(counts.contains(&(JobState::Failed, 0)), "{counts:?}");
+
     let err = harness.queue.list(Some("sent")).await.unwrap_err();
     assert!(matches!(err, QueueError::UnknownState(ref s) if s == "sent"), "{err}");
     harness.stop_workers().await;

@@ -229,17 +229,21 @@ impl SinchClient {
     ) -> Result<Response, SubmitError> {
         let mut retried = false;
         loop {
-            let (request, cached) = match self.auth {
-                SinchAuth::Basic => (build().basic_auth(&self.key_id, Some(self.key_secret.expose())), false),
+            let (request, token) = match self.auth {
+                SinchAuth::Basic => (build().basic_auth(&self.key_id, Some(self.key_secret.expose())), None),
                 SinchAuth::Oauth2 => {
                     let (token, cached) = self.access_token().await?;
-                    (build().bearer_auth(token), cached)
+                    (build().bearer_auth(&token), cached.then_some(token))
                 }
             };
             let response = request.send().await.map_err(|err| SubmitError::from_reqwest(&err, what, sent_effect))?;
-            if response.status() == StatusCode::UNAUTHORIZED && cached && !retried {
+            if let Some(token) = token.filter(|_| response.status() == StatusCode::UNAUTHORIZED && !retried) {
                 tracing::warn!("fax API rejected the cached access token; fetching a new one");
-                *self.token.lock().await = None;
+                let mut cached = self.token.lock().await;
+                // Another worker may have replaced the token in the meantime; keep that one.
+                if cached.as_ref().is_some_and(|t| t.value == token) {
+                    *cached = None;
+                }
                 retried = true;
                 continue;
             }

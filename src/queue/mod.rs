@@ -435,6 +435,22 @@ impl Queue {
         rows.iter().map(|row| self.job_from_row(row)).collect()
     }
 
+    /// Counts the jobs in each state, for the `faxgate_queue_jobs` gauge. States without
+    /// jobs are included with 0.
+    pub async fn count_by_state(&self) -> Result<Vec<(JobState, u64)>, QueueError> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS jobs FROM fax_jobs GROUP BY state").fetch_all(self.pool()).await?;
+        let mut counts: Vec<(JobState, u64)> = JobState::ALL.iter().map(|state| (*state, 0)).collect();
+        for row in &rows {
+            let state: JobState = row.try_get::<String, _>("state")?.parse()?;
+            let jobs: i64 = row.try_get("jobs")?;
+            if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == state) {
+                entry.1 = u64::try_from(jobs).unwrap_or(0);
+            }
+        }
+        Ok(counts)
+    }
+
     /// Lists the `submitted` jobs that entered that state more than `age` ago, oldest
     /// first: faxes whose result has not come by callback, for a status poll after
     /// `fax.report_poll_after`.
