@@ -224,7 +224,7 @@ impl SinchClient {
     async fn send(
         &self,
         build: impl Fn() -> RequestBuilder,
-        what: &str,
+        action: &str,
         sent_effect: bool,
     ) -> Result<Response, SubmitError> {
         let mut retried = false;
@@ -236,7 +236,7 @@ impl SinchClient {
                     (build().bearer_auth(&token), cached.then_some(token))
                 }
             };
-            let response = request.send().await.map_err(|err| SubmitError::from_reqwest(&err, what, sent_effect))?;
+            let response = request.send().await.map_err(|err| SubmitError::from_reqwest(&err, action, sent_effect))?;
             if let Some(token) = token.filter(|_| response.status() == StatusCode::UNAUTHORIZED && !retried) {
                 tracing::warn!("fax API rejected the cached access token; fetching a new one");
                 let mut cached = self.token.lock().await;

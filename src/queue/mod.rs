@@ -80,9 +80,9 @@ pub const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS fax_job_events_job ON fax_job_events (job_id, seq)",
 ];
 
-/// How long a job may wait for a successful submission before it fails, unless
-/// [`Queue::with_lifetime`] or [`run_workers`] sets another; the default of
-/// `fax.max_queue_lifetime` (5 days).
+/// Default time a job may wait for a successful submission before it fails, equal to
+/// the default of `fax.max_queue_lifetime` (5 days). [`Queue::with_lifetime`] and
+/// [`run_workers`] set another.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
 
 /// The columns of `fax_jobs` that [`Queue::job_from_row`] reads.
