@@ -32,6 +32,7 @@ async fn enqueue_is_visible_to_second_store() {
     let harness = Harness::new(Duration::from_secs(3600)).await;
     let ids = harness.queue.enqueue_faxes(request(&[TO, TO_2]), PDF).await.unwrap();
     assert_eq!(ids.len(), 2);
+    assert!(ids[0] < ids[1], "the ids of one message sort in recipient order");
 
     let other_store = Store::open(&harness.database_path()).await.unwrap();
     let other = Queue::new(other_store, harness.dir.path().join("spool"));
@@ -100,7 +101,8 @@ async fn outbox_writes_pdf_and_request() {
     let names: Vec<String> =
         std::fs::read_dir(&outbox).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names.len(), 2, "only the two files, no temporary ones: {names:?}");
-    assert!(!job.document.exists(), "the spooled document is removed once its only job completed");
+    // The document is removed right after the state change is committed.
+    support::wait_until("the spooled document is removed", || !job.document.exists()).await;
     harness.stop_workers().await;
 }
 
@@ -115,6 +117,12 @@ async fn list_filters_by_state() {
     let deleted = harness.queue.list(Some("deleted")).await.unwrap();
     assert_eq!(deleted.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [ids[1].as_str()]);
     assert_eq!(harness.queue.list(None).await.unwrap().len(), 2);
+
+    let counts = harness.queue.count_by_state().await.unwrap();
+    assert_eq!(counts.len(), 6);
+    assert!(counts.contains(&(JobState::Queued, 1)), "{counts:?}");
+    assert!(counts.contains(&(JobState::Deleted, 1)), "{counts:?}");
+    assert!(counts.contains(&(JobState::Failed, 0)), "{counts:?}");
 
     let err = harness.queue.list(Some("sent")).await.unwrap_err();
     assert!(matches!(err, QueueError::UnknownState(ref s) if s == "sent"), "{err}");
@@ -170,6 +178,12 @@ async fn reported_result_completes_job() {
     let ids = harness.queue.enqueue_faxes(request(&[TO, TO_2]), PDF).await.unwrap();
     let first = harness.wait_for_state(&ids[0], JobState::Submitted).await;
     let second = harness.wait_for_state(&ids[1], JobState::Submitted).await;
+
+    let waiting = harness.queue.submitted_without_result(Duration::ZERO).await.unwrap();
+    let mut waiting_ids: Vec<&str> = waiting.iter().map(|j| j.id.as_str()).collect();
+    waiting_ids.sort();
+    assert_eq!(waiting_ids, [ids[0].as_str(), ids[1].as_str()]);
+    assert!(harness.queue.submitted_without_result(Duration::from_secs(3600)).await.unwrap().is_empty());
 
     let backend = sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT);
     let first_fax = first.fax_id.clone().unwrap();
@@ -275,4 +289,118 @@ async fn fake_posts_fax_completed_callbacks() {
     assert_eq!(json["fax"]["labels"]["faxgateJob"], ids[0].as_str());
     assert_eq!(BASE64.decode(json["file"].as_str().unwrap()).unwrap(), PDF);
     harness.stop_workers().await;
+}
+
+#[tokio::test]
+async fn fax_file_downloads_pdf() {
+    let fake = FakeSinch::start().await;
+    let backend = sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT);
+    let fax_id = fake.insert_fax(TO, FROM, "job-1", support::WEBHOOK_URL);
+
+    let pdf = backend.fax_file(&fax_id).await.unwrap();
+    assert_eq!(pdf, fake.pdf(&fax_id).unwrap());
+    let file_requests: Vec<String> =
+        fake.requests().into_iter().filter(|r| r.path.contains("/file")).map(|r| r.path).collect();
+    assert_eq!(file_requests, [format!("/v3/projects/test-project/faxes/{fax_id}/file")]);
+
+    fake.serve_legacy_file_path_only();
+    let pdf = backend.fax_file(&fax_id).await.unwrap();
+    assert_eq!(pdf, fake.pdf(&fax_id).unwrap());
+    let file_requests: Vec<String> =
+        fake.requests().into_iter().filter(|r| r.path.contains("/file")).map(|r| r.path).collect();
+    assert_eq!(file_requests.len(), 3);
+    assert_eq!(file_requests[2], format!("/v3/projects/test-project/faxes/{fax_id}/file.pdf"));
+
+    let err = backend.fax_file("01NOSUCHFAX").await.unwrap_err();
+    assert_eq!(err.http_status(), Some(404));
+    assert!(err.is_permanent());
+}
+
+#[tokio::test]
+async fn outbox_fax_lookups() {
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    harness.start_workers(outbox_backend(&harness), fast_policy(), 1);
+    let ids = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    let job = harness.wait_for_state(&ids[0], JobState::Completed).await;
+    let fax_id = job.fax_id.unwrap();
+
+    let backend = outbox_backend(&harness);
+    let record = backend.fax(&fax_id).await.unwrap();
+    assert_eq!(record.status, FaxStatus::Completed);
+    assert_eq!(backend.fax_file(&fax_id).await.unwrap(), PDF);
+    let found = backend.find(&ids[0], &support::number(TO)).await.unwrap();
+    assert_eq!(found.map(|r| r.id), Some(fax_id));
+    assert!(backend.find("01OTHERJOB", &support::number(TO)).await.unwrap().is_none());
+    assert_eq!(backend.fax("outbox-01OTHERJOB").await.unwrap_err().http_status(), Some(404));
+    harness.stop_workers().await;
+}
+
+#[tokio::test]
+async fn unused_spool_files_removed_at_start() {
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    let ids = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    // A failed job keeps its document and is not touched by the workers.
+    harness.force_state(&ids[0], "failed").await;
+    let document = harness.queue.job(&ids[0]).await.unwrap().unwrap().document;
+
+    let spool = harness.dir.path().join("spool");
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    let write_file = |name: &str, old: bool| {
+        let path = spool.join(name);
+        std::fs::write(&path, PDF).unwrap();
+        if old {
+            std::fs::File::options().write(true).open(&path).unwrap().set_modified(two_hours_ago).unwrap();
+        }
+        path
+    };
+    let orphan = write_file("01ORPHANORPHANORPHANORPHAN.pdf", true);
+    let temporary = write_file(".01INTERRUPTED.pdf.01TMP.tmp", true);
+    let fresh = write_file("01FRESHFRESHFRESHFRESHFRES.pdf", false);
+    std::fs::File::options().write(true).open(&document).unwrap().set_modified(two_hours_ago).unwrap();
+
+    harness.start_workers(outbox_backend(&harness), fast_policy(), 1);
+    support::wait_until("the unused spool file is removed", || !orphan.exists()).await;
+
+    assert!(!temporary.exists(), "an old temporary file is removed");
+    assert!(fresh.exists(), "a recent file may belong to an enqueue in progress");
+    assert!(document.exists(), "a file that a job uses is kept");
+    harness.stop_workers().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_submission_in_progress() {
+    let fake = FakeSinch::start().await;
+    fake.script_next_send(support::fake_sinch::SendScript::AcceptThenStall(Duration::from_millis(500)));
+    let mut harness = Harness::new(Duration::from_secs(60)).await;
+    harness.start_workers(sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT), fast_policy(), 1);
+
+    let ids = harness.queue.enqueue_faxes(request(&[TO]), PDF).await.unwrap();
+    support::wait_until("the fake received the fax", || !fake.faxes().is_empty()).await;
+    assert_eq!(harness.queue.job(&ids[0]).await.unwrap().unwrap().state, JobState::Submitting);
+    harness.stop_workers().await;
+
+    let job = harness.queue.job(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Submitted, "the submission in progress was recorded before the workers stopped");
+    assert_eq!(job.fax_id.as_deref(), fake.faxes()[0]["id"].as_str());
+}
+
+#[tokio::test]
+async fn backend_rejects_invalid_urls() {
+    let fake = FakeSinch::start().await;
+    let mut fax = support::fax_settings(FaxBackendKind::Sinch, Some(&fake), SinchAuth::Oauth2, Default::default());
+    fax.sinch.auth_url = String::new();
+    let err = Backend::from_config(&fax, &support::webhooks(support::WEBHOOK_URL)).unwrap_err();
+    assert_eq!(err.to_string(), "invalid fax.sinch.auth_url \"\": relative URL without a base");
+
+    fax.sinch.auth = SinchAuth::Basic;
+    assert!(
+        Backend::from_config(&fax, &support::webhooks(support::WEBHOOK_URL)).is_ok(),
+        "basic auth needs no token URL"
+    );
+
+    let err = Backend::from_config(&fax, &support::webhooks("mailto:fax@example.com")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid webhooks.public_url \"mailto:fax@example.com\": the URL cannot carry a username"
+    );
 }

@@ -298,7 +298,7 @@ async fn lifetime_ends_retries() {
     let policy = faxgate::queue::RetryPolicy {
         first: Duration::from_millis(50),
         max: Duration::from_millis(100),
-        lifetime: Duration::from_millis(400),
+        lifetime: Duration::from_millis(1000),
     };
     let mut harness = Harness::new(policy.lifetime).await;
     harness.start_workers(sinch_backend(&fake, SinchAuth::Oauth2, TIMEOUT), policy, 1);
@@ -376,7 +376,7 @@ async fn connection_refused_is_retried_without_lookup() {
     let policy = faxgate::queue::RetryPolicy {
         first: Duration::from_millis(20),
         max: Duration::from_millis(50),
-        lifetime: Duration::from_millis(300),
+        lifetime: Duration::from_millis(1000),
     };
     let mut harness = Harness::new(policy.lifetime).await;
     harness.start_workers(backend, policy, 1);

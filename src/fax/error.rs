@@ -60,13 +60,13 @@ impl SubmitError {
     /// Classifies a `reqwest` failure of a request that was built and handed to the
     /// client. `sent_effect` is true when the request changes state on the server (a
     /// POST that creates a fax): only then is a failure after sending ambiguous.
-    pub(crate) fn from_reqwest(err: &reqwest::Error, what: &str, sent_effect: bool) -> SubmitError {
+    pub(crate) fn from_reqwest(err: &reqwest::Error, action: &str, sent_effect: bool) -> SubmitError {
         let detail = error_chain(err);
         if err.is_connect() {
-            return SubmitError::connect(format!("{what}: cannot connect: {detail}"));
+            return SubmitError::connect(format!("{action}: cannot connect: {detail}"));
         }
         let timeout = err.is_timeout();
-        let message = if timeout { format!("{what}: timed out: {detail}") } else { format!("{what}: {detail}") };
+        let message = if timeout { format!("{action}: timed out: {detail}") } else { format!("{action}: {detail}") };
         let kind = if sent_effect { Kind::Ambiguous { timeout } } else { Kind::Transient { timeout } };
         SubmitError { kind, message, retry_after: None }
     }

@@ -76,8 +76,8 @@ impl FaxStatus {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("invalid webhooks.public_url {url:?}: {reason}")]
-    CallbackUrl { url: String, reason: String },
+    #[error("invalid {key} {url:?}: {reason}")]
+    InvalidUrl { key: &'static str, url: String, reason: String },
     #[error("cannot build the HTTP client for the fax API: {0}")]
     HttpClient(String),
 }
@@ -123,6 +123,14 @@ impl Backend {
         match self {
             Backend::Outbox(outbox) => outbox.fax(fax_id).await,
             Backend::Sinch(client) => client.fax(fax_id).await,
+        }
+    }
+
+    /// Downloads the PDF of a fax that the backend stored.
+    pub async fn fax_file(&self, fax_id: &str) -> Result<Vec<u8>, SubmitError> {
+        match self {
+            Backend::Outbox(outbox) => outbox.fax_file(fax_id).await,
+            Backend::Sinch(client) => client.fax_file(fax_id).await,
         }
     }
 }
@@ -172,7 +180,11 @@ impl RequestSettings {
 /// username and password inserted as URL credentials (percent-encoded by `Url`), so
 /// that Sinch's callbacks pass the webhook listener's Basic auth.
 pub fn callback_url(webhooks: &config::Webhooks) -> Result<String, BackendError> {
-    let invalid = |reason: String| BackendError::CallbackUrl { url: webhooks.public_url.clone(), reason };
+    let invalid = |reason: String| BackendError::InvalidUrl {
+        key: "webhooks.public_url",
+        url: webhooks.public_url.clone(),
+        reason,
+    };
     let mut url = reqwest::Url::parse(&webhooks.public_url).map_err(|err| invalid(err.to_string()))?;
     if !webhooks.username.is_empty() {
         url.set_username(&webhooks.username).map_err(|()| invalid("the URL cannot carry a username".to_string()))?;

@@ -5,7 +5,7 @@
 //! file is replaced by its `size` and `sha256`, and the webhook password inside
 //! `callbackUrl` is masked as `********` so that the folder contains no secret. Both files
 //! are written to a temporary name, flushed to disk and renamed, the PDF first, so a
-//! present JSON file means the fax is complete; [`Outbox::find`] relies on that.
+//! present JSON file means the fax is complete, which the lookup by job id relies on.
 
 use std::path::PathBuf;
 
@@ -81,6 +81,19 @@ impl Outbox {
         let not_found = || SubmitError::status(404, format!("fax {fax_id} is not in the outbox"), None);
         let job_id = fax_id.strip_prefix(FAX_ID_PREFIX).ok_or_else(not_found)?;
         self.find(job_id).await?.ok_or_else(not_found)
+    }
+}
+
+impl Outbox {
+    pub(crate) async fn fax_file(&self, fax_id: &str) -> Result<Vec<u8>, SubmitError> {
+        let not_found = || SubmitError::status(404, format!("fax {fax_id} is not in the outbox"), None);
+        let job_id = fax_id.strip_prefix(FAX_ID_PREFIX).ok_or_else(not_found)?;
+        let path = self.dir.join(format!("{job_id}.pdf"));
+        match tokio::fs::read(&path).await {
+            Ok(pdf) => Ok(pdf),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(not_found()),
+            Err(err) => Err(SubmitError::transient(format!("cannot read {}: {err}", path.display()))),
+        }
     }
 }
 

@@ -82,15 +82,21 @@ impl SinchClient {
             .build()
             .map_err(|err| BackendError::HttpClient(error_chain(&err)))?;
 
-        let invalid = |reason: String| {
-            BackendError::HttpClient(format!("invalid fax.sinch.api_url {:?}: {reason}", sinch.api_url))
-        };
+        let invalid =
+            |reason: String| BackendError::InvalidUrl { key: "fax.sinch.api_url", url: sinch.api_url.clone(), reason };
         let mut faxes_url = Url::parse(&sinch.api_url).map_err(|err| invalid(err.to_string()))?;
         faxes_url
             .path_segments_mut()
             .map_err(|()| invalid("it cannot have a path".to_string()))?
             .pop_if_empty()
             .extend(["v3", "projects", &sinch.project_id, "faxes"]);
+        if sinch.auth == SinchAuth::Oauth2 {
+            Url::parse(&sinch.auth_url).map_err(|err| BackendError::InvalidUrl {
+                key: "fax.sinch.auth_url",
+                url: sinch.auth_url.clone(),
+                reason: err.to_string(),
+            })?;
+        }
 
         Ok(SinchClient {
             http,
@@ -137,6 +143,30 @@ impl SinchClient {
             .map_err(|err| SubmitError::transient(format!("reading fax {fax_id}: {}", error_chain(&err))))?;
         parse_fax(&fax_object)
             .ok_or_else(|| SubmitError::transient(format!("the response for fax {fax_id} has no fax id")))
+    }
+
+    /// Downloads a fax's PDF with `GET /faxes/{id}/file`. When that path is not found,
+    /// the deprecated `GET /faxes/{id}/file.pdf` is tried, because older API versions and
+    /// Sinch's .NET SDK still use it.
+    pub(crate) async fn fax_file(&self, fax_id: &str) -> Result<Vec<u8>, SubmitError> {
+        let mut not_found = None;
+        for file_name in ["file", "file.pdf"] {
+            let mut url = self.faxes_url.clone();
+            url.path_segments_mut().expect("the faxes URL has a path").push(fax_id).push(file_name);
+            let build = || self.http.get(url.clone()).header(reqwest::header::ACCEPT, "application/pdf");
+            let response = self.send(build, "downloading a fax", false).await?;
+            match check_status(response).await {
+                Ok(response) => {
+                    let bytes = response.bytes().await.map_err(|err| {
+                        SubmitError::transient(format!("downloading fax {fax_id}: {}", error_chain(&err)))
+                    })?;
+                    return Ok(bytes.to_vec());
+                }
+                Err(err) if err.http_status() == Some(404) => not_found = Some(err),
+                Err(err) => return Err(err),
+            }
+        }
+        Err(not_found.expect("the loop tried at least one path"))
     }
 
     /// Searches the faxes sent to `to` for the one labelled with `job_id`.
@@ -194,22 +224,26 @@ impl SinchClient {
     async fn send(
         &self,
         build: impl Fn() -> RequestBuilder,
-        what: &str,
+        action: &str,
         sent_effect: bool,
     ) -> Result<Response, SubmitError> {
         let mut retried = false;
         loop {
-            let (request, cached) = match self.auth {
-                SinchAuth::Basic => (build().basic_auth(&self.key_id, Some(self.key_secret.expose())), false),
+            let (request, token) = match self.auth {
+                SinchAuth::Basic => (build().basic_auth(&self.key_id, Some(self.key_secret.expose())), None),
                 SinchAuth::Oauth2 => {
                     let (token, cached) = self.access_token().await?;
-                    (build().bearer_auth(token), cached)
+                    (build().bearer_auth(&token), cached.then_some(token))
                 }
             };
-            let response = request.send().await.map_err(|err| SubmitError::from_reqwest(&err, what, sent_effect))?;
-            if response.status() == StatusCode::UNAUTHORIZED && cached && !retried {
+            let response = request.send().await.map_err(|err| SubmitError::from_reqwest(&err, action, sent_effect))?;
+            if let Some(token) = token.filter(|_| response.status() == StatusCode::UNAUTHORIZED && !retried) {
                 tracing::warn!("fax API rejected the cached access token; fetching a new one");
-                *self.token.lock().await = None;
+                let mut cached = self.token.lock().await;
+                // Another worker may have replaced the token in the meantime; keep that one.
+                if cached.as_ref().is_some_and(|t| t.value == token) {
+                    *cached = None;
+                }
                 retried = true;
                 continue;
             }

@@ -15,8 +15,8 @@
 //!
 //! A job is claimed by switching it from `queued` to `submitting` in the database
 //! before the backend is called. A job found in `submitting` at start was cut off by a
-//! crash, so its outcome is unknown: it goes back to `queued` with `needs_lookup` set,
-//! and the worker searches the backend for a fax with the job's label before it
+//! crash, so its outcome is unknown. It goes back to `queued` with `needs_lookup` set,
+//! and the worker then searches the backend for a fax with the job's label before it
 //! sends anything. Timeouts after the request was sent are handled the same way, so a job is
 //! never submitted twice as long as the backend can find its faxes.
 //!
@@ -57,7 +57,7 @@ pub const SCHEMA: &[&str] = &[
         from_number TEXT NOT NULL,
         to_number TEXT NOT NULL,
         pages INTEGER NOT NULL,
-        document TEXT NOT NULL,
+        document TEXT NOT NULL, -- file name in the spool folder
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL,
@@ -80,12 +80,12 @@ pub const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS fax_job_events_job ON fax_job_events (job_id, seq)",
 ];
 
-/// How long a job may wait for a successful submission before it fails, unless
-/// [`Queue::with_lifetime`] or [`run_workers`] sets another; the default of
-/// `fax.max_queue_lifetime` (5 days).
+/// Default time a job may wait for a successful submission before it fails, equal to
+/// the default of `fax.max_queue_lifetime` (5 days). [`Queue::with_lifetime`] and
+/// [`run_workers`] set another.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
 
-/// The columns of `fax_jobs` in the order [`job_from_row`] reads them.
+/// The columns of `fax_jobs` that [`Queue::job_from_row`] reads.
 macro_rules! job_columns {
     () => {
         "id, state, session_id, message_id, reverse_path, sender, from_number, to_number, pages, document, \
@@ -174,7 +174,8 @@ pub struct Job {
     pub from_number: Number,
     pub to_number: Number,
     pub pages: u32,
-    /// The spooled PDF.
+    /// The spooled PDF: the spool folder joined with the stored file name, so that a
+    /// moved `data_dir` still finds it.
     pub document: PathBuf,
     pub created_at: SystemTime,
     pub updated_at: SystemTime,
@@ -223,6 +224,12 @@ pub enum QueueError {
 #[derive(Clone)]
 pub struct Queue {
     inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue").field("spool_dir", &self.inner.spool_dir).finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -283,8 +290,8 @@ impl Queue {
     /// when both are on disk: the file is flushed and renamed and its folder flushed,
     /// and the transaction is committed under `synchronous=FULL`.
     ///
-    /// NOTE: a crash between the rename and the commit leaves a spool file that no job
-    /// uses; nothing removes such files yet.
+    /// A crash between the rename and the commit leaves a spool file that no job uses.
+    /// [`run_workers`] removes such files at start.
     pub async fn enqueue_faxes(&self, request: FaxRequest, pdf: &[u8]) -> Result<Vec<String>, QueueError> {
         if request.recipients.is_empty() {
             return Err(QueueError::NoRecipients);
@@ -294,7 +301,7 @@ impl Queue {
         }
 
         let document = self.write_document(pdf).await?;
-        let result = self.insert_jobs(&request, &document).await;
+        let result = self.insert_jobs(&request, &document_name(&document)).await;
         match result {
             Ok(ids) => {
                 for (id, number) in ids.iter().zip(&request.recipients) {
@@ -333,16 +340,17 @@ impl Queue {
         .map_err(spool_error)
     }
 
-    async fn insert_jobs(&self, request: &FaxRequest, document: &std::path::Path) -> Result<Vec<String>, QueueError> {
+    async fn insert_jobs(&self, request: &FaxRequest, document: &str) -> Result<Vec<String>, QueueError> {
         let now = now_ms();
         let expires_at = now.saturating_add(self.lifetime_ms());
-        let document = document.to_string_lossy().into_owned();
         let reason = format!("accepted from <{}> in SMTP session {}", request.reverse_path, request.session_id);
 
         let mut tx = self.pool().begin().await?;
         let mut ids = Vec::with_capacity(request.recipients.len());
+        // A monotonic generator, so that the ids of one message sort in recipient order.
+        let mut generator = ulid::Generator::new();
         for number in &request.recipients {
-            let id = ulid::Ulid::new().to_string();
+            let id = generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string();
             sqlx::query(
                 "INSERT INTO fax_jobs (id, state, session_id, message_id, reverse_path, sender, from_number, \
                  to_number, pages, document, created_at, updated_at, expires_at, attempts, next_attempt_at) \
@@ -356,7 +364,7 @@ impl Queue {
             .bind(request.from_number.as_str())
             .bind(number.as_str())
             .bind(i64::from(request.pages))
-            .bind(&document)
+            .bind(document)
             .bind(now)
             .bind(now)
             .bind(expires_at)
@@ -375,7 +383,7 @@ impl Queue {
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        row.as_ref().map(|row| self.job_from_row(row)).transpose()
     }
 
     /// Returns the job that was submitted as fax `fax_id`, for the webhook receiver.
@@ -384,7 +392,7 @@ impl Queue {
             .bind(fax_id)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        row.as_ref().map(|row| self.job_from_row(row)).transpose()
     }
 
     /// Returns the state changes of a job, oldest first.
@@ -424,7 +432,39 @@ impl Queue {
                     .await?
             }
         };
-        rows.iter().map(job_from_row).collect()
+        rows.iter().map(|row| self.job_from_row(row)).collect()
+    }
+
+    /// Counts the jobs in each state, for the `faxgate_queue_jobs` gauge. States without
+    /// jobs are included with 0.
+    pub async fn count_by_state(&self) -> Result<Vec<(JobState, u64)>, QueueError> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS jobs FROM fax_jobs GROUP BY state").fetch_all(self.pool()).await?;
+        let mut counts: Vec<(JobState, u64)> = JobState::ALL.iter().map(|state| (*state, 0)).collect();
+        for row in &rows {
+            let state: JobState = row.try_get::<String, _>("state")?.parse()?;
+            let jobs: i64 = row.try_get("jobs")?;
+            if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == state) {
+                entry.1 = u64::try_from(jobs).unwrap_or(0);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Lists the `submitted` jobs that entered that state more than `age` ago, oldest
+    /// first: faxes whose result has not come by callback, for a status poll after
+    /// `fax.report_poll_after`.
+    pub async fn submitted_without_result(&self, age: Duration) -> Result<Vec<Job>, QueueError> {
+        let cutoff = now_ms().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM fax_jobs WHERE state = 'submitted' AND updated_at <= ? ORDER BY updated_at, id"
+        ))
+        .bind(cutoff)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|row| self.job_from_row(row)).collect()
     }
 
     /// Puts a failed job back in the queue, due now, with a fresh lifetime and its
@@ -548,7 +588,7 @@ impl Queue {
         let Some(row) = row else {
             return Ok(None);
         };
-        let job = job_from_row(&row)?;
+        let job = self.job_from_row(&row)?;
         let reason = if job.needs_lookup {
             format!("attempt {}: looking up the fax before any resend", job.attempts)
         } else {
@@ -582,6 +622,51 @@ impl Queue {
             }
         }
         Ok(recovered)
+    }
+
+    /// Deletes spool files that no job uses and that were last modified more than
+    /// `min_age` ago: documents left by a crash between the spool write and the commit,
+    /// and temporary files of interrupted writes. The age guard spares the files of
+    /// enqueues still in progress. Returns how many files were removed.
+    pub(crate) async fn remove_orphaned_documents(&self, min_age: Duration) -> Result<usize, QueueError> {
+        let dir = &self.inner.spool_dir;
+        let spool_error = |source| QueueError::Spool { path: dir.display().to_string(), source };
+        let mut entries = match tokio::fs::read_dir(dir).await {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(err) => return Err(spool_error(err)),
+        };
+
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await.map_err(spool_error)? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let metadata = entry.metadata().await.map_err(spool_error)?;
+            let age = metadata.modified().ok().and_then(|modified| modified.elapsed().ok());
+            if !metadata.is_file() || age.is_none_or(|age| age < min_age) {
+                continue;
+            }
+            let orphan = if name.starts_with('.') && name.ends_with(".tmp") {
+                true
+            } else {
+                let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE document = ?")
+                    .bind(&name)
+                    .fetch_one(self.pool())
+                    .await?;
+                users == 0
+            };
+            if orphan {
+                match tokio::fs::remove_file(entry.path()).await {
+                    Ok(()) => {
+                        tracing::warn!(path = %entry.path().display(), "removed a spool file that no job uses");
+                        removed += 1;
+                    }
+                    Err(err) => {
+                        tracing::warn!(path = %entry.path().display(), error = %err, "cannot remove an unused spool file")
+                    }
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Moves `job` from `from` to `to` with the fields of `change`, and adds a history
@@ -631,7 +716,7 @@ impl Queue {
 
     /// Deletes the job's spooled PDF when no job that may still need it uses it.
     async fn release_document(&self, job: &Job) {
-        let document = job.document.to_string_lossy().into_owned();
+        let document = document_name(&job.document);
         let in_use: Result<i64, sqlx::Error> = sqlx::query_scalar(
             "SELECT COUNT(*) FROM fax_jobs WHERE document = ? AND state NOT IN ('completed', 'deleted')",
         )
@@ -651,6 +736,39 @@ impl Queue {
                 tracing::warn!(job_id = %job.id, error = %err, "cannot check whether the spooled document is still in use")
             }
         }
+    }
+
+    fn job_from_row(&self, row: &SqliteRow) -> Result<Job, QueueError> {
+        let id: String = row.try_get("id")?;
+        let corrupt = |reason: String| QueueError::Corrupt { id: id.clone(), reason };
+        let number = |column: &str| -> Result<Number, QueueError> {
+            let text: String = row.try_get(column)?;
+            text.parse().map_err(|err| corrupt(format!("{column}: {err}")))
+        };
+        let count = |column: &str| -> Result<u32, QueueError> {
+            let value: i64 = row.try_get(column)?;
+            u32::try_from(value).map_err(|_| corrupt(format!("{column} is {value}")))
+        };
+        Ok(Job {
+            state: row.try_get::<String, _>("state")?.parse().map_err(|err: QueueError| corrupt(err.to_string()))?,
+            session_id: row.try_get("session_id")?,
+            message_id: row.try_get("message_id")?,
+            reverse_path: row.try_get("reverse_path")?,
+            sender: row.try_get("sender")?,
+            from_number: number("from_number")?,
+            to_number: number("to_number")?,
+            pages: count("pages")?,
+            document: self.inner.spool_dir.join(row.try_get::<String, _>("document")?),
+            created_at: time_from_ms(row.try_get("created_at")?),
+            updated_at: time_from_ms(row.try_get("updated_at")?),
+            expires_at: time_from_ms(row.try_get("expires_at")?),
+            attempts: count("attempts")?,
+            next_attempt_at: time_from_ms(row.try_get("next_attempt_at")?),
+            needs_lookup: row.try_get("needs_lookup")?,
+            fax_id: row.try_get("fax_id")?,
+            last_error: row.try_get("last_error")?,
+            id,
+        })
     }
 
     /// Waits until a job may have become due, for idle workers. The returned future must
@@ -691,45 +809,17 @@ fn log_change(job: &Job, state: JobState, fax_id: Option<&str>, reason: &str) {
     );
 }
 
-fn job_from_row(row: &SqliteRow) -> Result<Job, QueueError> {
-    let id: String = row.try_get("id")?;
-    let corrupt = |reason: String| QueueError::Corrupt { id: id.clone(), reason };
-    let number = |column: &str| -> Result<Number, QueueError> {
-        let text: String = row.try_get(column)?;
-        text.parse().map_err(|err| corrupt(format!("{column}: {err}")))
-    };
-    let count = |column: &str| -> Result<u32, QueueError> {
-        let value: i64 = row.try_get(column)?;
-        u32::try_from(value).map_err(|_| corrupt(format!("{column} is {value}")))
-    };
-    Ok(Job {
-        state: row.try_get::<String, _>("state")?.parse().map_err(|err: QueueError| corrupt(err.to_string()))?,
-        session_id: row.try_get("session_id")?,
-        message_id: row.try_get("message_id")?,
-        reverse_path: row.try_get("reverse_path")?,
-        sender: row.try_get("sender")?,
-        from_number: number("from_number")?,
-        to_number: number("to_number")?,
-        pages: count("pages")?,
-        document: PathBuf::from(row.try_get::<String, _>("document")?),
-        created_at: time_from_ms(row.try_get("created_at")?),
-        updated_at: time_from_ms(row.try_get("updated_at")?),
-        expires_at: time_from_ms(row.try_get("expires_at")?),
-        attempts: count("attempts")?,
-        next_attempt_at: time_from_ms(row.try_get("next_attempt_at")?),
-        needs_lookup: row.try_get("needs_lookup")?,
-        fax_id: row.try_get("fax_id")?,
-        last_error: row.try_get("last_error")?,
-        id,
-    })
-}
-
 pub(crate) fn now_ms() -> i64 {
     ms_from_time(SystemTime::now())
 }
 
 pub(crate) fn ms_from_time(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// Returns the file name of a spooled document, as stored in the `document` column.
+fn document_name(path: &std::path::Path) -> String {
+    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn time_from_ms(ms: i64) -> SystemTime {

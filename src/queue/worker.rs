@@ -11,10 +11,15 @@ use super::{Change, Job, JobState, Queue, ms_from_time};
 use crate::config;
 use crate::fax::{Backend, FaxRecord, FaxStatus, FaxSubmission, SubmitError};
 
-/// Maximum time an idle worker sleeps before it checks the database again. This bounds how
-/// late a job changed by another process (such as `faxgate queue retry`) is picked up;
-/// jobs enqueued or retried in this process wake the workers at once.
+/// Maximum time an idle worker sleeps before it checks the database again. This bounds
+/// how late a job changed by another process (such as `faxgate queue retry`) is picked
+/// up. Jobs enqueued or retried in this process wake the workers at once.
 const POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Minimum age of a spool file that no job uses before it is removed at start. An
+/// enqueue writes its file and commits its jobs within moments, so an hour spares any
+/// enqueue in progress in this or another process.
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(3600);
 
 /// Pause after a database error in the worker loop, so that a broken database does not
 /// turn into a busy loop of errors.
@@ -60,7 +65,8 @@ impl RetryPolicy {
 /// waits for the submissions in progress to finish.
 ///
 /// Before the workers start, jobs left in `submitting` by a previous run are put back
-/// in the queue to be looked up before any resend. New and retried jobs get
+/// in the queue to be looked up before any resend, and spool files that no job uses are
+/// removed. New and retried jobs get
 /// `policy.lifetime` as their lifetime from then on.
 pub async fn run_workers(
     queue: Queue,
@@ -77,6 +83,10 @@ pub async fn run_workers(
             "fax jobs were interrupted during submission; they will be looked up before any resend"
         ),
         Err(err) => tracing::error!(error = %err, "cannot recover fax jobs interrupted during submission"),
+    }
+
+    if let Err(err) = queue.remove_orphaned_documents(ORPHAN_MIN_AGE).await {
+        tracing::error!(error = %err, "cannot clean up the spool folder");
     }
 
     tracing::info!(workers, backend = backend.name(), "fax queue workers started");

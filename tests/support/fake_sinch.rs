@@ -77,6 +77,9 @@ struct Shared {
     /// The `callbackUrl` of each fax as sent, with credentials; the stored fax object
     /// masks them as Sinch does.
     callback_urls: HashMap<String, String>,
+    /// Whether `GET /faxes/{id}/file` responds with 404, as before the path existed, so that
+    /// only the older `/file.pdf` serves the PDF.
+    legacy_file_path_only: bool,
     /// Name of the list response's page field: `page` (current) or `pageNumber` (older).
     page_field: &'static str,
 }
@@ -148,6 +151,11 @@ impl FakeSinch {
     /// Names the list response's page field `pageNumber`, as older API versions did.
     pub fn use_page_number_field(&self) {
         self.lock().page_field = "pageNumber";
+    }
+
+    /// Serves fax files only at the deprecated `/faxes/{id}/file.pdf`.
+    pub fn serve_legacy_file_path_only(&self) {
+        self.lock().legacy_file_path_only = true;
     }
 
     pub fn tokens_issued(&self) -> usize {
@@ -309,8 +317,11 @@ async fn handle(
                 None => sinch_error(404, "Not Found", &format!("fax {id} not found"), vec![]),
             }
         }
-        (Method::GET, [id, "file" | "file.pdf"]) => {
+        (Method::GET, [id, file_name @ ("file" | "file.pdf")]) => {
             let shared = shared.lock().unwrap();
+            if shared.legacy_file_path_only && *file_name == "file" {
+                return sinch_error(404, "Not Found", "no such resource", vec![]);
+            }
             match shared.pdfs.get(*id) {
                 Some(pdf) => (
                     [
