@@ -30,7 +30,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let store = Store::open(&config.database_path()).await?;
     let mappings = Mappings::new(store.clone());
-    let queue = Queue::new(store.clone(), config.spool_dir());
+    let queue = Queue::new(store.clone(), config.spool_dir()).with_lifetime(config.fax.max_queue_lifetime);
     let backend = Arc::new(fax::Backend::from_config(&config.fax, &config.webhooks)?);
 
     let tls = match (&config.smtp.tls_cert, &config.smtp.tls_key) {
@@ -48,15 +48,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let policy = RetryPolicy {
-        first: Duration::from_secs(30),
-        max: Duration::from_secs(30 * 60),
-        lifetime: config.fax.max_queue_lifetime,
-    };
     let workers = tokio::spawn(queue::run_workers(
         queue.clone(),
         backend,
-        policy,
+        RetryPolicy::from_config(&config.fax),
         config.fax.workers,
         shutdown_rx.clone(),
     ));
