@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::documents::{self, Limits};
 use crate::mappings::rules::{self, SenderError};
 use crate::mappings::Mappings;
+use crate::metrics;
 use crate::number::{DestinationPolicy, Number};
 use crate::queue::{FaxRequest, Queue};
 use crate::smtp::{Handler, Reply, SessionInfo};
@@ -40,73 +41,85 @@ impl Intake {
 }
 
 /// Logs a store failure and returns the temporary reply that lets the client retry.
-fn store_unavailable(session: &SessionInfo, err: impl std::fmt::Display) -> Reply {
+fn store_unavailable(session: &SessionInfo, err: impl std::fmt::Display) -> Rejection {
     error!(session_id = %session.session_id, error = %err, "store unavailable");
-    Reply::new(451, "4.3.0", "temporary failure of the job store, try again later")
+    Rejection::new("store", Reply::new(451, "4.3.0", "temporary failure of the job store, try again later"))
 }
 
-impl Handler for Intake {
-    async fn mail_from(&self, _session: &SessionInfo, reverse_path: &str) -> Result<(), Reply> {
-        if reverse_path.is_empty() {
-            return Err(SenderError::NullSender.smtp_reply());
-        }
-        Ok(())
+/// A refusal with the short reason counted in `faxgate_smtp_messages_total`.
+struct Rejection {
+    reason: &'static str,
+    reply: Reply,
+}
+
+impl Rejection {
+    fn new(reason: &'static str, reply: Reply) -> Self {
+        Rejection { reason, reply }
     }
 
-    async fn rcpt_to(&self, session: &SessionInfo, reverse_path: &str, forward_path: &str) -> Result<Number, Reply> {
+    fn sender(err: SenderError) -> Self {
+        Rejection::new("sender", err.smtp_reply())
+    }
+}
+
+/// Counts a refusal in the metrics and returns its reply.
+fn count_rejection(rejection: Rejection) -> Reply {
+    metrics::smtp_message("rejected", rejection.reason);
+    rejection.reply
+}
+
+impl Intake {
+    async fn check_recipient(&self, session: &SessionInfo, reverse_path: &str, forward_path: &str) -> Result<Number, Rejection> {
+        let first_domain = &self.config.gateway.domains[0];
         let Some((local_part, domain)) = forward_path.rsplit_once('@') else {
-            return Err(Reply::new(
-                550,
-                "5.1.3",
-                format!("{forward_path:?} has no domain; address faxes as <number>@{}", self.config.gateway.domains[0]),
-            ));
+            let text = format!("{forward_path:?} has no domain; address faxes as <number>@{first_domain}");
+            return Err(Rejection::new("recipient", Reply::new(550, "5.1.3", text)));
         };
         if !self.config.is_gateway_domain(domain) {
-            return Err(Reply::new(550, "5.7.1", format!("relaying to {domain} is not permitted")));
+            let text = format!("relaying to {domain} is not permitted");
+            return Err(Rejection::new("relaying", Reply::new(550, "5.7.1", text)));
         }
         let number = Number::parse(local_part, self.config.gateway.default_region).map_err(|err| {
-            Reply::new(
-                550,
-                "5.1.3",
-                format!(
-                    "{:?} is not a fax number ({}); address faxes as <number>@{}, such as 14155552222@{}",
-                    local_part, err.reason, domain, domain
-                ),
-            )
+            let text = format!(
+                "{local_part:?} is not a fax number ({}); address faxes as <number>@{domain}, such as 14155552222@{domain}",
+                err.reason
+            );
+            Rejection::new("recipient", Reply::new(550, "5.1.3", text))
         })?;
         if let Some(reason) = self.destinations.check(&number) {
-            return Err(Reply::new(550, "5.7.1", format!("{number}: {reason}")));
+            return Err(Rejection::new("destination", Reply::new(550, "5.7.1", format!("{number}: {reason}"))));
         }
 
         // The envelope already decides whether the sender may fax at all; the header
         // From and Subject are checked at the end of the message.
-        let sender = rules::sender_address(reverse_path, session.auth_identity.as_deref())
-            .map_err(|err| err.smtp_reply())?;
+        let sender = rules::sender_address(reverse_path, session.auth_identity.as_deref()).map_err(Rejection::sender)?;
         let mapping = self.mappings.get(&sender).await.map_err(|err| store_unavailable(session, err))?;
-        if let Err(err) = rules::authorize_envelope(mapping.as_ref(), &sender) {
+        rules::authorize_envelope(mapping.as_ref(), &sender).map_err(|err| {
             info!(session_id = %session.session_id, sender = %sender, reason = %err, "sender rejected");
-            return Err(err.smtp_reply());
-        }
+            Rejection::sender(err)
+        })?;
         Ok(number)
     }
 
-    async fn data(&self, session: &SessionInfo, reverse_path: &str, recipients: &[Number], message: Vec<u8>) -> Reply {
+    async fn decide_message(
+        &self,
+        session: &SessionInfo,
+        reverse_path: &str,
+        recipients: &[Number],
+        message: Vec<u8>,
+    ) -> Result<Reply, Rejection> {
         let headers = Headers::read(&message);
         if let Some(value) = headers.auto_submitted.as_deref().filter(|v| !v.eq_ignore_ascii_case("no")) {
-            return Reply::new(550, "5.7.1", format!("automatic messages (Auto-Submitted: {value}) are not faxed"));
+            let text = format!("automatic messages (Auto-Submitted: {value}) are not faxed");
+            return Err(Rejection::new("automatic", Reply::new(550, "5.7.1", text)));
         }
         if headers.is_report {
-            return Reply::new(550, "5.7.1", "delivery reports (multipart/report) are not faxed");
+            let text = "delivery reports (multipart/report) are not faxed";
+            return Err(Rejection::new("automatic", Reply::new(550, "5.7.1", text)));
         }
 
-        let sender = match rules::sender_address(reverse_path, session.auth_identity.as_deref()) {
-            Ok(sender) => sender,
-            Err(err) => return err.smtp_reply(),
-        };
-        let mapping = match self.mappings.get(&sender).await {
-            Ok(mapping) => mapping,
-            Err(err) => return store_unavailable(session, err),
-        };
+        let sender = rules::sender_address(reverse_path, session.auth_identity.as_deref()).map_err(Rejection::sender)?;
+        let mapping = self.mappings.get(&sender).await.map_err(|err| store_unavailable(session, err))?;
         let check = rules::SenderCheckInput {
             envelope_sender: &sender,
             header_from: headers.from.as_deref(),
@@ -115,21 +128,15 @@ impl Handler for Intake {
             check: self.config.senders.check,
             region: self.config.gateway.default_region,
         };
-        let from_number = match rules::authorize_sender(mapping.as_ref(), &check) {
-            Ok(number) => number,
-            Err(err) => {
-                info!(session_id = %session.session_id, sender = %sender, reason = %err, "sender rejected");
-                return err.smtp_reply();
-            }
-        };
+        let from_number = rules::authorize_sender(mapping.as_ref(), &check).map_err(|err| {
+            info!(session_id = %session.session_id, sender = %sender, reason = %err, "sender rejected");
+            Rejection::sender(err)
+        })?;
 
-        let converted = match documents::convert_message(message, self.limits.clone()).await {
-            Ok(converted) => converted,
-            Err(err) => {
-                info!(session_id = %session.session_id, sender = %sender, reason = %err, "message rejected");
-                return err.smtp_reply();
-            }
-        };
+        let converted = documents::convert_message(message, self.limits.clone()).await.map_err(|err| {
+            info!(session_id = %session.session_id, sender = %sender, reason = %err, "documents rejected");
+            Rejection::new("document", err.smtp_reply())
+        })?;
 
         let request = FaxRequest {
             session_id: session.session_id.clone(),
@@ -140,18 +147,37 @@ impl Handler for Intake {
             recipients: recipients.to_vec(),
             pages: converted.pages,
         };
-        match self.queue.enqueue_faxes(request, &converted.pdf).await {
-            Ok(ids) => {
-                info!(
-                    session_id = %session.session_id,
-                    job_ids = %ids.join(","),
-                    message_id = headers.message_id.as_deref().unwrap_or(""),
-                    pages = converted.pages,
-                    "message queued"
-                );
-                Reply::new(250, "2.0.0", format!("queued as {}", ids.join(",")))
+        let ids = self.queue.enqueue_faxes(request, &converted.pdf).await.map_err(|err| store_unavailable(session, err))?;
+        info!(
+            session_id = %session.session_id,
+            job_ids = %ids.join(","),
+            message_id = headers.message_id.as_deref().unwrap_or(""),
+            pages = converted.pages,
+            "message queued"
+        );
+        Ok(Reply::new(250, "2.0.0", format!("queued as {}", ids.join(","))))
+    }
+}
+
+impl Handler for Intake {
+    async fn mail_from(&self, _session: &SessionInfo, reverse_path: &str) -> Result<(), Reply> {
+        if reverse_path.is_empty() {
+            return Err(count_rejection(Rejection::sender(SenderError::NullSender)));
+        }
+        Ok(())
+    }
+
+    async fn rcpt_to(&self, session: &SessionInfo, reverse_path: &str, forward_path: &str) -> Result<Number, Reply> {
+        self.check_recipient(session, reverse_path, forward_path).await.map_err(count_rejection)
+    }
+
+    async fn data(&self, session: &SessionInfo, reverse_path: &str, recipients: &[Number], message: Vec<u8>) -> Reply {
+        match self.decide_message(session, reverse_path, recipients, message).await {
+            Ok(reply) => {
+                metrics::smtp_message("accepted", "");
+                reply
             }
-            Err(err) => store_unavailable(session, err),
+            Err(rejection) => count_rejection(rejection),
         }
     }
 
@@ -159,7 +185,11 @@ impl Handler for Intake {
         let Ok(email) = rules::normalize_email(username) else {
             return Ok(false);
         };
-        let verified = self.mappings.verify_password(&email, password).await.map_err(|err| store_unavailable(session, err))?;
+        let verified = self
+            .mappings
+            .verify_password(&email, password)
+            .await
+            .map_err(|err| store_unavailable(session, err).reply)?;
         if !verified {
             warn!(session_id = %session.session_id, username = %email, "authentication failed");
         }

@@ -12,6 +12,7 @@ pub mod documents;
 pub mod fax;
 pub mod intake;
 pub mod mappings;
+pub mod metrics;
 pub mod number;
 pub mod queue;
 pub mod server;

@@ -705,6 +705,7 @@ impl Queue {
         tx.commit().await?;
 
         log_change(job, to, change.fax_id, reason);
+        count_change(from, to);
         if to == JobState::Queued {
             self.inner.notify.notify_waiters();
         }
@@ -797,10 +798,27 @@ async fn insert_event(
 
 /// Logs one state change as a single info line with the ids that tie it to the
 /// message and the fax.
+/// Counts faxes for the `faxgate_faxes_total` metric. A backend that finishes at once,
+/// like the outbox, goes from submitting straight to completed, which is a submission too.
+fn count_change(from: JobState, to: JobState) {
+    match to {
+        JobState::Submitted => crate::metrics::fax("submitted"),
+        JobState::Completed => {
+            if from == JobState::Submitting {
+                crate::metrics::fax("submitted");
+            }
+            crate::metrics::fax("completed");
+        }
+        JobState::Failed => crate::metrics::fax("failed"),
+        _ => {}
+    }
+}
+
 fn log_change(job: &Job, state: JobState, fax_id: Option<&str>, reason: &str) {
     let fax_id = fax_id.or(job.fax_id.as_deref());
     tracing::info!(
         job_id = %job.id,
+        session_id = %job.session_id,
         fax_id,
         number = %job.to_number,
         state = state.as_str(),
