@@ -1,5 +1,5 @@
-//! Why a message could not be turned into a fax, and the SMTP reply that tells the
-//! sender.
+//! The reasons a message cannot be faxed, and the SMTP reply that reports each one to
+//! the sender.
 
 use crate::smtp::Reply;
 
@@ -16,7 +16,7 @@ const MAX_NAME_CHARS: usize = 80;
 /// sender, both in the SMTP reply and on stderr of `faxgate convert`.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
-    /// The message contains nothing to fax; `skipped` lists every part and why it was
+    /// The message contains nothing to fax. `skipped` lists every part and why it was
     /// not faxed, message bodies included.
     #[error("{}", no_document_text(skipped))]
     NoDocument { skipped: Vec<PartReport> },
@@ -32,13 +32,13 @@ pub enum DocumentError {
     #[error("the documents have {pages} pages, more than the maximum of {max} pages per fax")]
     TooManyPages { pages: u32, max: u32 },
 
-    /// No conversion worker became free in time, or the conversion ran out of time; a
-    /// retry later can succeed.
+    /// No conversion worker became free in time, or the conversion timed out. A retry
+    /// later can succeed.
     #[error("document conversion is busy; try again later")]
     Busy,
 
     /// A bug: a panic outside any single document, or a failure to write the merged
-    /// PDF. The detail is for the log; the sender sees a generic text.
+    /// PDF. The detail goes to the log, and the reply carries a generic text.
     #[error("internal error while converting the documents: {0}")]
     Internal(String),
 }
@@ -66,7 +66,7 @@ impl DocumentError {
 }
 
 /// Builds the text for a message without a faxable document, naming the attachments
-/// that were skipped (message bodies are left out: the sender knows them).
+/// that were skipped. Message bodies are left out because the sender wrote them.
 fn no_document_text(skipped: &[PartReport]) -> String {
     let mut text = String::from("no faxable document in the message; attach a PDF");
     let named: Vec<String> = skipped

@@ -1,6 +1,6 @@
-//! Finding the documents in an email: a depth-first walk of the MIME tree in MIME order
-//! that opens multiparts, forwarded messages and the signed part of `multipart/signed`,
-//! and decides for each leaf part whether it is a document, skipped or rejected.
+//! Finding the documents in an email. A depth-first walk of the MIME tree in MIME order
+//! opens multiparts, forwarded messages and the signed part of `multipart/signed`. It
+//! decides for each leaf part whether it is a document, skipped or rejected.
 //!
 //! Not documents: the text/HTML body, images the HTML body references by `cid:`, images
 //! below `min_image_pixels`, signatures, vCards, calendars and parts that are neither
@@ -195,8 +195,8 @@ fn declared_type(part: &MessagePart<'_>) -> Option<String> {
     Some(essence.to_ascii_lowercase())
 }
 
-/// Whether an unnamed inline part of this declared type is message text. A multipart
-/// without a boundary is read as one text part.
+/// Returns whether an unnamed inline part of this declared type is message text. A
+/// multipart without a boundary is read as one text part.
 fn is_body_type(declared: Option<&str>) -> bool {
     let Some(declared) = declared else {
         return true;
@@ -216,8 +216,8 @@ fn file_name(part: &MessagePart<'_>) -> Option<String> {
     (!cleaned.is_empty()).then(|| cleaned.to_string())
 }
 
-/// Returns the decoded content of a leaf part. When mail-parser could not decode the
-/// base64 of a part, it keeps the encoded text; that text is decoded here leniently.
+/// Returns the decoded content of a leaf part. When mail-parser cannot decode the base64
+/// of a part, it keeps the encoded text, which is decoded here leniently.
 fn part_data<'m>(part: &'m MessagePart<'m>) -> Cow<'m, [u8]> {
     let contents = part.contents();
     let is_base64 = part

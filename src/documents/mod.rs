@@ -41,7 +41,7 @@ pub struct Converted {
     pub parts: Vec<PartReport>,
 }
 
-/// What became of one part of a message or one given file.
+/// The outcome for one part of a message or one given file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartReport {
     /// The decoded file name, `attachment-N` for the N-th leaf part without one, or
@@ -62,7 +62,7 @@ pub enum PartOutcome {
 }
 
 impl PartReport {
-    /// Whether this report is for the text/HTML body rather than an attachment.
+    /// Returns whether this report is for the text/HTML body rather than an attachment.
     pub fn is_body(&self) -> bool {
         self.name == BODY_NAME
     }

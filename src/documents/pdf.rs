@@ -16,8 +16,8 @@ use super::kind::{PDF_HEADER_WINDOW, Refusal, find};
 /// million pages with ten kids per node is six levels); deeper trees are rejected.
 const MAX_PAGE_TREE_DEPTH: usize = 64;
 
-/// MediaBox of a page that has none, own or inherited: US Letter, which is what PDF
-/// viewers such as pdf.js assume.
+/// MediaBox given to a page that has none, own or inherited: US Letter (612 x 792
+/// points).
 const DEFAULT_MEDIA_BOX: [i64; 4] = [0, 0, 612, 792];
 
 /// The page attributes a page inherits from its ancestors in the page tree.
@@ -27,7 +27,7 @@ const INHERITED_KEYS: [&[u8]; 4] = [b"Resources", b"MediaBox", b"CropBox", b"Rot
 pub(crate) struct PdfPages {
     pub(crate) document: Document,
     /// Page objects in page order. Each carries its inherited attributes and has no
-    /// `/Parent`; a page listed twice in the page tree appears as two objects.
+    /// `/Parent`. A page listed twice in the page tree appears as two objects.
     pub(crate) pages: Vec<ObjectId>,
 }
 
@@ -62,7 +62,7 @@ pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<Pdf
         warn!(?recovery, "PDF cross-reference data was damaged and has been repaired");
     }
     // lopdf decrypts a file that opens with the empty user password (owner-password-only
-    // files) and removes `/Encrypt`; the entry stays only when a password is needed.
+    // files) and removes `/Encrypt`. The entry stays only when a password is needed.
     if document.is_encrypted() {
         return Err(password_protected());
     }
@@ -78,8 +78,8 @@ fn password_protected() -> Refusal {
     Refusal::Rejected("the PDF is password-protected; send it without a password".to_string())
 }
 
-/// Rejects a dynamic XFA form: its pages only say "please wait" and the real form is
-/// drawn by Adobe Reader from XML, which a fax cannot show.
+/// Rejects a dynamic XFA form. Its pages contain only a "please wait" notice, and Adobe
+/// Reader draws the real form from XML, which a fax cannot show.
 fn reject_dynamic_xfa(document: &Document) -> Result<(), Refusal> {
     let needs_rendering = document
         .catalog()
@@ -123,8 +123,8 @@ fn collect_pages(document: &mut Document, page_budget: u32) -> Result<Vec<Object
     }
 
     let mut pages = Vec::new();
-    // Every intermediate node is visited once; a second visit means a loop or a subtree
-    // shared between two parents, and both make the page order undefined.
+    // Every intermediate node is visited once. A second visit means a loop or a subtree
+    // shared between two parents, which both leave the page order undefined.
     let mut visited_nodes = HashSet::new();
     let mut visited_pages = HashSet::new();
     let mut stack: Vec<(ObjectId, Rc<Inherited>, usize)> = vec![(root_id, Rc::new(Inherited::default()), 0)];
@@ -156,8 +156,8 @@ fn collect_pages(document: &mut Document, page_budget: u32) -> Result<Vec<Object
         let page_id = if visited_pages.insert(node_id) {
             node_id
         } else {
-            // The same page listed twice is printed twice; it needs its own object to
-            // sit twice in the merged page tree.
+            // The same page listed twice is printed twice, so the second listing gets its
+            // own object in the merged page tree.
             let copy = document.get_dictionary(node_id).cloned().map_err(|_| damaged_tree("a page is missing"))?;
             document.add_object(copy)
         };

@@ -42,6 +42,7 @@ pub(crate) fn build_pdf(label: &str, sizes: &[(i64, i64)]) -> Vec<u8> {
         });
         kids.push(Object::Reference(page_id));
     }
+
     document.objects.insert(
         pages_id,
         Object::Dictionary(dictionary! {
@@ -66,6 +67,7 @@ fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec
     let font_id = document.add_object(dictionary! {
         "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Courier",
     });
+
     let mut kids = Vec::new();
     for index in 0..pages {
         let content = format!("BT /F1 12 Tf 72 72 Td (inherited {index}) Tj ET");
@@ -75,6 +77,7 @@ fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec
         });
         kids.push(Object::Reference(page_id));
     }
+
     document.objects.insert(
         middle_id,
         Object::Dictionary(dictionary! {
@@ -97,6 +100,7 @@ fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec
     );
     let catalog_id = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => root_id });
     document.trailer.set("Root", catalog_id);
+
     let mut bytes = Vec::new();
     document.save_to(&mut bytes).unwrap();
     bytes
