@@ -10,12 +10,14 @@
 //! dispatches it to a converter (only [`pdf`] so far), and [`merge`] joins the pages.
 
 mod error;
+mod filename;
 mod kind;
 mod limits;
 mod merge;
 mod mime;
 mod pdf;
 mod pool;
+mod uuencode;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -99,7 +101,12 @@ pub fn files_to_pdf(files: &[(String, Vec<u8>)], limits: &Limits) -> Result<Conv
                     detected: kind.mime_type().to_string(),
                     outcome: PartOutcome::Skipped { reason: reason.to_string() },
                 }),
-                None => Item::Document(Attachment { name: name.clone(), data: data.as_slice().into(), kind }),
+                None => Item::Document(Attachment {
+                    name: name.clone(),
+                    data: data.as_slice().into(),
+                    kind,
+                    damaged_encoding: false,
+                }),
             }
         })
         .collect();
@@ -140,6 +147,11 @@ fn convert_items(items: Vec<Item<'_>>, limits: &Limits) -> Result<Converted, Doc
         let pages = match converted {
             Ok(Ok(pages)) => pages,
             Ok(Err(Refusal::Rejected(reason))) => {
+                let reason = if attachment.damaged_encoding {
+                    format!("{reason} (its transfer encoding is damaged)")
+                } else {
+                    reason
+                };
                 info!(name = %attachment.name, reason = %reason, "document rejected");
                 return Err(rejected(reason));
             }
