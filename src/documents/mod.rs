@@ -200,4 +200,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 #[cfg(test)]
+mod realworld_tests;
+#[cfg(test)]
 mod tests;

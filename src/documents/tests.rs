@@ -13,9 +13,9 @@ use super::*;
 /// A message that makes [`message_to_pdf`] panic, to test the pool's panic handling.
 pub(crate) const MESSAGE_PANIC_TRIGGER: &[u8] = b"faxgate test: panic outside any document";
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples");
+pub(super) const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples");
 
-fn sample(path: &str) -> Vec<u8> {
+pub(super) fn sample(path: &str) -> Vec<u8> {
     let full = format!("{SAMPLES}/{path}");
     std::fs::read(&full).unwrap_or_else(|error| panic!("cannot read sample {full}: {error}"))
 }
@@ -60,7 +60,7 @@ pub(crate) fn build_pdf(label: &str, sizes: &[(i64, i64)]) -> Vec<u8> {
 
 /// Builds a PDF whose pages inherit MediaBox, Rotate and Resources from an intermediate
 /// page tree node, with no attributes of their own.
-fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec<u8> {
+pub(super) fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec<u8> {
     let mut document = Document::with_version("1.4");
     let root_id = document.new_object_id();
     let middle_id = document.new_object_id();
@@ -107,7 +107,7 @@ fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec
 }
 
 /// Renders a MIME part with base64 content.
-fn part(content_type: &str, disposition: Option<&str>, data: &[u8]) -> String {
+pub(super) fn part(content_type: &str, disposition: Option<&str>, data: &[u8]) -> String {
     let mut encoded = base64::engine::general_purpose::STANDARD.encode(data);
     let mut lines = String::new();
     while encoded.len() > 76 {
@@ -121,7 +121,7 @@ fn part(content_type: &str, disposition: Option<&str>, data: &[u8]) -> String {
     format!("Content-Type: {content_type}\r\nContent-Transfer-Encoding: base64\r\n{disposition}\r\n{lines}\r\n")
 }
 
-fn pdf_attachment(name: &str, data: &[u8]) -> String {
+pub(super) fn pdf_attachment(name: &str, data: &[u8]) -> String {
     part(
         &format!("application/pdf; name=\"{name}\""),
         Some(&format!("attachment; filename=\"{name}\"")),
@@ -129,12 +129,12 @@ fn pdf_attachment(name: &str, data: &[u8]) -> String {
     )
 }
 
-fn text_part(text: &str) -> String {
+pub(super) fn text_part(text: &str) -> String {
     format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n")
 }
 
 /// Renders a multipart body (headers of the multipart itself included).
-fn multipart(subtype: &str, boundary: &str, parts: &[String]) -> String {
+pub(super) fn multipart(subtype: &str, boundary: &str, parts: &[String]) -> String {
     let mut body = format!("Content-Type: multipart/{subtype}; boundary=\"{boundary}\"\r\n\r\n");
     for part in parts {
         body.push_str(&format!("--{boundary}\r\n{part}"));
@@ -144,7 +144,7 @@ fn multipart(subtype: &str, boundary: &str, parts: &[String]) -> String {
 }
 
 /// Prepends message headers to a rendered root part.
-fn message(root: &str) -> Vec<u8> {
+pub(super) fn message(root: &str) -> Vec<u8> {
     format!(
         "From: alice@example.com\r\nTo: 14155550100@fax.example.net\r\nSubject: fax\r\n\
          MIME-Version: 1.0\r\n{root}"
@@ -153,7 +153,7 @@ fn message(root: &str) -> Vec<u8> {
 }
 
 /// Reloads a merged PDF and returns each page's own MediaBox as (width, height).
-fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
+pub(super) fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
     let document = Document::load_mem(pdf).expect("merged PDF reloads");
     document
         .get_pages()
@@ -168,11 +168,11 @@ fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
         .collect()
 }
 
-fn unlimited_images() -> Limits {
+pub(super) fn unlimited_images() -> Limits {
     Limits { min_image_pixels: 0, ..Limits::default() }
 }
 
-fn expect_rejected(result: Result<Converted, DocumentError>) -> (String, String) {
+pub(super) fn expect_rejected(result: Result<Converted, DocumentError>) -> (String, String) {
     match result {
         Err(DocumentError::Rejected { file, reason }) => (file, reason),
         Err(other) => panic!("expected a rejection, got {other:?}"),
@@ -180,7 +180,7 @@ fn expect_rejected(result: Result<Converted, DocumentError>) -> (String, String)
     }
 }
 
-fn expect_no_document(result: Result<Converted, DocumentError>) -> Vec<PartReport> {
+pub(super) fn expect_no_document(result: Result<Converted, DocumentError>) -> Vec<PartReport> {
     match result {
         Err(DocumentError::NoDocument { skipped }) => skipped,
         Err(other) => panic!("expected no document, got {other:?}"),
@@ -188,7 +188,7 @@ fn expect_no_document(result: Result<Converted, DocumentError>) -> Vec<PartRepor
     }
 }
 
-fn skip_reason<'a>(reports: &'a [PartReport], name: &str) -> &'a str {
+pub(super) fn skip_reason<'a>(reports: &'a [PartReport], name: &str) -> &'a str {
     let report = reports.iter().find(|report| report.name == name).unwrap_or_else(|| {
         panic!("no report for {name} in {reports:?}");
     });
