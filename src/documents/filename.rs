@@ -1,7 +1,7 @@
-//! File names of MIME parts. mail-parser decodes RFC 2047 and RFC 2231 names; this module
-//! repairs the two cases it reads wrong from the raw header and normalizes the result:
-//! unquoted names folded over several lines (Outlook), and raw 8-bit names that are not
-//! UTF-8 (read as Latin-1).
+//! File names of MIME parts. mail-parser decodes RFC 2047 and RFC 2231 names. This module
+//! repairs from the raw header the two cases it reads wrong, and normalizes the result.
+//! The two cases are unquoted names folded over several lines (Outlook) and raw 8-bit
+//! names that are not UTF-8 (read as Latin-1).
 
 use mail_parser::{HeaderName, Message, MessagePart, MimeHeaders};
 use unicode_normalization::UnicodeNormalization;
@@ -47,11 +47,11 @@ fn raw_file_name(message: &Message<'_>, part: &MessagePart<'_>) -> Option<String
     (!value.contains("=?")).then_some(value)
 }
 
-/// Returns the value of parameter `wanted` in a raw header value such as
+/// Returns the value of the parameter `parameter_name` in a raw header value such as
 /// `attachment; filename="a b.pdf"`. Folded lines are joined first. A quoted value may
 /// contain `;`. An unquoted value ends at `;`, keeps its inner spaces (runs collapsed to
 /// one) and is read as UTF-8, or as Latin-1 when it is not valid UTF-8.
-pub(crate) fn parameter(raw: &[u8], wanted: &str) -> Option<String> {
+pub(crate) fn parameter(raw: &[u8], parameter_name: &str) -> Option<String> {
     let unfolded: Vec<u8> = raw.iter().copied().filter(|&byte| byte != b'\r' && byte != b'\n').collect();
     let mut rest = &unfolded[..];
 
@@ -69,7 +69,7 @@ pub(crate) fn parameter(raw: &[u8], wanted: &str) -> Option<String> {
                 None => (collapse_spaces(trim(after_name)), None),
             }
         };
-        if trim(name).eq_ignore_ascii_case(wanted.as_bytes()) {
+        if trim(name).eq_ignore_ascii_case(parameter_name.as_bytes()) {
             return Some(decode_text(&value));
         }
         rest = next?;

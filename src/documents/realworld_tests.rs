@@ -483,7 +483,8 @@ fn compressed_content_checked() {
 
 #[test]
 fn broken_content_stream_rejected() {
-    let corruptions: [(&str, fn(&mut Vec<u8>)); 2] = [
+    type Corruption = fn(&mut Vec<u8>);
+    let corruptions: [(&str, Corruption); 2] = [
         ("cut", |content| content.truncate(content.len() / 2)),
         ("garbled", |content| content.iter_mut().skip(2).for_each(|byte| *byte ^= 0x5A)),
     ];

@@ -68,15 +68,15 @@ fn is_base64_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'=')
 }
 
-/// A uuencoded line: a length character, then at least the characters that length needs,
-/// all in the printable range uuencode uses.
+/// Returns whether `line` is a uuencoded line: a length character, then at least the
+/// characters that length needs, all in the printable range uuencode uses.
 fn is_uuencoded_line(line: &str) -> bool {
     let bytes = line.as_bytes();
     let Some(&first) = bytes.first() else {
         return false;
     };
     let length = usize::from(first.wrapping_sub(b' ') & 0x3F);
-    length > 0 && bytes.len() > (length + 2) / 3 * 4 && bytes.iter().all(|&byte| (b' '..=b'`').contains(&byte))
+    length > 0 && bytes.len() > length.div_ceil(3) * 4 && bytes.iter().all(|&byte| (b' '..=b'`').contains(&byte))
 }
 
 /// Decodes one uuencoded line into the number of bytes its length character states.
