@@ -11,6 +11,7 @@
 
 mod error;
 mod filename;
+mod flatten;
 mod kind;
 mod limits;
 mod merge;

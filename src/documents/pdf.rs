@@ -11,6 +11,7 @@ use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId, Stream};
 use tracing::{debug, warn};
 
 use super::Limits;
+use super::flatten::flatten_forms;
 use super::kind::{PDF_HEADER_WINDOW, Refusal, find};
 
 /// Maximum nesting of the page tree. Producers keep it shallow (a balanced tree of a
@@ -34,7 +35,8 @@ pub(crate) struct PdfPages {
 
 /// Loads a PDF and checks it can be faxed whole: readable, not password-protected, not a
 /// dynamic XFA form, a page tree without loops whose page count matches `/Count`, at
-/// most `page_budget` pages, and every page's content present.
+/// most `page_budget` pages, and every page's content present and decodable. Filled-in
+/// form fields are drawn into the pages.
 pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
     if data.len() > limits.max_document_bytes {
         return Err(Refusal::Rejected(format!(
@@ -70,6 +72,7 @@ pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<Pdf
     reject_dynamic_xfa(&document)?;
 
     let pages = collect_pages(&mut document, page_budget)?;
+    flatten_forms(&mut document, &pages);
     check_contents(&document, &pages, limits.max_stream_bytes)?;
     debug!(pages = pages.len(), version = %document.version, "PDF loaded");
     Ok(PdfPages { document, pages })

@@ -1,7 +1,7 @@
 //! Tests of inputs that broke other mail-to-fax gateways, mail parsers and PDF tools:
 //! MIME structures, header and transfer encodings, and damaged or unusual PDFs.
 
-use lopdf::{Document, Object, dictionary};
+use lopdf::{Document, Object, Stream, dictionary};
 
 use super::tests::{
     build_pdf, expect_no_document, expect_rejected, message, multipart, part, pdf_attachment, sample,
@@ -540,3 +540,58 @@ fn merge_of_mixed_sizes_keeps_each() {
     assert_eq!(super::tests::page_sizes(&converted.pdf), vec![(612.0, 792.0), (842.0, 595.0), (842.0, 1191.0)]);
 }
 
+
+#[test]
+fn filled_form_flattened() {
+    let mut document = Document::load_mem(&build_pdf("form", &[(300, 300)])).unwrap();
+    let page_id = document.get_pages()[&1];
+    let font = document.get_dictionary(page_id).unwrap().get_deref(b"Resources", &document).unwrap().as_dict().unwrap().clone();
+    let appearance = document.add_object(Stream::new(
+        dictionary! {
+            "Type" => "XObject",
+            "Subtype" => "Form",
+            "BBox" => vec![0.into(), 0.into(), 100.into(), 20.into()],
+            "Resources" => font,
+        },
+        b"BT /F1 10 Tf 2 5 Td (Kim Example) Tj ET".to_vec(),
+    ));
+    let hidden_appearance = document.add_object(Stream::new(
+        dictionary! { "Subtype" => "Form", "BBox" => vec![0.into(), 0.into(), 10.into(), 10.into()] },
+        b"0 0 10 10 re f".to_vec(),
+    ));
+    let visible = document.add_object(dictionary! {
+        "Type" => "Annot", "Subtype" => "Widget", "FT" => "Tx", "F" => 4,
+        "Rect" => vec![50.into(), 200.into(), 150.into(), 220.into()],
+        "AP" => dictionary! { "N" => appearance },
+    });
+    let hidden = document.add_object(dictionary! {
+        "Type" => "Annot", "Subtype" => "Widget", "FT" => "Tx", "F" => 6,
+        "Rect" => vec![50.into(), 100.into(), 60.into(), 110.into()],
+        "AP" => dictionary! { "N" => hidden_appearance },
+    });
+    let link = document.add_object(dictionary! {
+        "Type" => "Annot", "Subtype" => "Link",
+        "Rect" => vec![0.into(), 0.into(), 10.into(), 10.into()],
+    });
+    document.get_dictionary_mut(page_id).unwrap().set(
+        "Annots",
+        vec![Object::Reference(visible), Object::Reference(hidden), Object::Reference(link)],
+    );
+    let form = document.add_object(dictionary! { "Fields" => vec![Object::Reference(visible), Object::Reference(hidden)] });
+    document.catalog_mut().unwrap().set("AcroForm", form);
+
+    let converted = files_to_pdf(&[("form.pdf".to_string(), save(&mut document))], &Limits::default()).unwrap();
+
+    let merged = Document::load_mem(&converted.pdf).unwrap();
+    let page_id = merged.get_pages()[&1];
+    let page = merged.get_dictionary(page_id).unwrap();
+    let annotations = page.get_deref(b"Annots", &merged).unwrap().as_array().unwrap();
+    assert_eq!(annotations.len(), 1, "only the link annotation stays");
+    let content = String::from_utf8_lossy(&merged.get_page_content(page_id)).into_owned();
+    let drawn = format!("q 1 0 0 1 50 200 cm /FaxgateFlat{} Do Q", appearance.0);
+    assert!(content.contains(&drawn), "{content}");
+    assert!(content.contains("form page 1"), "the page's own content is lost: {content}");
+    assert_eq!(content.matches(" Do Q").count(), 1, "the hidden widget was drawn: {content}");
+    let xobjects = page.get_deref(b"Resources", &merged).unwrap().as_dict().unwrap().get_deref(b"XObject", &merged).unwrap();
+    assert_eq!(xobjects.as_dict().unwrap().len(), 1);
+}
