@@ -63,25 +63,25 @@ fn flatten_page(document: &mut Document, page_id: ObjectId, default_resources: O
         return;
     };
 
-    let mut kept = Vec::new();
+    let mut remaining = Vec::new();
     let mut drawings = Vec::new();
     for annotation in annotations {
         let Ok((_, Object::Dictionary(dictionary))) = document.dereference(annotation) else {
-            kept.push(annotation.clone());
+            remaining.push(annotation.clone());
             continue;
         };
         if dictionary.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"Widget".as_slice()) {
-            kept.push(annotation.clone());
+            remaining.push(annotation.clone());
             continue;
         }
         if let Some(drawing) = widget_drawing(document, dictionary) {
             drawings.push(drawing);
         }
     }
-    if kept.len() == annotations.len() {
+    if remaining.len() == annotations.len() {
         return;
     }
-    debug!(?page_id, widgets = annotations.len() - kept.len(), drawn = drawings.len(), "flattening form fields");
+    debug!(?page_id, widgets = annotations.len() - remaining.len(), drawn = drawings.len(), "flattening form fields");
 
     for drawing in &drawings {
         prepare_xobject(document, drawing.xobject, default_resources);
@@ -99,10 +99,10 @@ fn flatten_page(document: &mut Document, page_id: ObjectId, default_resources: O
     if let Ok(page) = document.get_dictionary_mut(page_id) {
         page.set("Resources", resources);
         page.set("Contents", contents);
-        if kept.is_empty() {
+        if remaining.is_empty() {
             page.remove(b"Annots");
         } else {
-            page.set("Annots", kept);
+            page.set("Annots", remaining);
         }
     }
 }
