@@ -6,10 +6,10 @@
 //! given directly. A message is faxed whole or not at all: the first document that
 //! cannot be faxed rejects the message, and the error names it.
 //!
-//! Stages: [`mime`] walks the MIME tree (with [`filename`] for names and [`uuencode`]
-//! for files inside text bodies), [`kind`] detects each document's kind and dispatches
-//! it to a converter (only [`pdf`] so far, which uses [`flatten`] for filled-in forms),
-//! and [`merge`] joins the pages.
+//! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
+//! for files inside text bodies), `kind` detects each document's kind and dispatches
+//! it to a converter (only `pdf` so far, which uses `flatten` for filled-in forms),
+//! and `merge` joins the pages.
 
 mod error;
 mod filename;
