@@ -154,8 +154,9 @@ fn collect_pages(document: &mut Document, page_budget: u32) -> Result<Vec<Object
         }
 
         if pages.len() >= page_budget as usize {
-            let pages = declared_count.and_then(|count| u32::try_from(count).ok()).unwrap_or(page_budget + 1);
-            return Err(Refusal::TooManyPages { pages: pages.max(page_budget + 1) });
+            let over_budget = page_budget.saturating_add(1);
+            let pages = declared_count.and_then(|count| u32::try_from(count).ok()).unwrap_or(over_budget);
+            return Err(Refusal::TooManyPages { pages: pages.max(over_budget) });
         }
         let page_id = if visited_pages.insert(node_id) {
             node_id

@@ -965,3 +965,4 @@ async fn pool_full_is_busy() {
 
     assert!(matches!(result, Err(DocumentError::Busy)), "expected busy, got {:?}", result.map(|c| c.parts));
 }
+
