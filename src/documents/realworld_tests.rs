@@ -595,3 +595,78 @@ fn filled_form_flattened() {
     let xobjects = page.get_deref(b"Resources", &merged).unwrap().as_dict().unwrap().get_deref(b"XObject", &merged).unwrap();
     assert_eq!(xobjects.as_dict().unwrap().len(), 1);
 }
+
+/// Encrypts a one-page PDF with lopdf: RC4 128-bit (revision 3), AES-128 (revision 4) or
+/// AES-256 (revision 6), with the given passwords.
+fn encrypted_pdf(revision: u8, owner_password: &str, user_password: &str) -> Vec<u8> {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use lopdf::encryption::crypt_filters::{Aes128CryptFilter, Aes256CryptFilter, CryptFilter};
+    use lopdf::{EncryptionState, EncryptionVersion, Permissions};
+
+    let mut document = Document::load_mem(&build_pdf("sealed", &[(200, 300)])).unwrap();
+    let id = Object::string_literal(b"faxgate-test-id!".to_vec());
+    document.trailer.set("ID", vec![id.clone(), id]);
+    let permissions = Permissions::PRINTABLE;
+    let file_encryption_key = [7u8; 32];
+    let version = match revision {
+        3 => EncryptionVersion::V2 { document: &document, owner_password, user_password, key_length: 128, permissions },
+        4 => {
+            let filter: Arc<dyn CryptFilter> = Arc::new(Aes128CryptFilter);
+            EncryptionVersion::V4 {
+                document: &document,
+                encrypt_metadata: true,
+                crypt_filters: BTreeMap::from([(b"StdCF".to_vec(), filter)]),
+                stream_filter: b"StdCF".to_vec(),
+                string_filter: b"StdCF".to_vec(),
+                owner_password,
+                user_password,
+                permissions,
+            }
+        }
+        _ => {
+            let filter: Arc<dyn CryptFilter> = Arc::new(Aes256CryptFilter);
+            EncryptionVersion::V5 {
+                encrypt_metadata: true,
+                crypt_filters: BTreeMap::from([(b"StdCF".to_vec(), filter)]),
+                file_encryption_key: &file_encryption_key,
+                stream_filter: b"StdCF".to_vec(),
+                string_filter: b"StdCF".to_vec(),
+                owner_password,
+                user_password,
+                permissions,
+            }
+        }
+    };
+    let state = EncryptionState::try_from(version).unwrap();
+    document.encrypt(&state).unwrap();
+    save(&mut document)
+}
+
+#[test]
+fn owner_password_only_encryptions_faxed() {
+    for revision in [3, 4, 6] {
+        let pdf = encrypted_pdf(revision, "owner secret", "");
+        assert!(super::kind::find(&pdf, b"/Encrypt").is_some(), "revision {revision} is not encrypted");
+
+        let converted = files_to_pdf(&[("sealed.pdf".to_string(), pdf)], &Limits::default())
+            .unwrap_or_else(|error| panic!("revision {revision}: {error}"));
+
+        let merged = Document::load_mem(&converted.pdf).unwrap();
+        assert!(!merged.is_encrypted(), "revision {revision}");
+        let content = String::from_utf8_lossy(&merged.get_page_content(merged.get_pages()[&1])).into_owned();
+        assert!(content.contains("sealed page 1"), "revision {revision}: {content}");
+    }
+}
+
+#[test]
+fn user_password_encryptions_rejected() {
+    for revision in [3, 4, 6] {
+        let pdf = encrypted_pdf(revision, "owner secret", "user secret");
+
+        let (_, reason) = expect_rejected(files_to_pdf(&[("sealed.pdf".to_string(), pdf)], &Limits::default()));
+
+        assert!(reason.contains("password-protected"), "revision {revision}: {reason}");
+    }
+}
