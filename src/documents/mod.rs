@@ -63,6 +63,8 @@ pub enum PartOutcome {
     Faxed { pages: u32 },
     /// Left out of the fax without rejecting the message, such as a signature.
     Skipped { reason: String },
+    /// Not produced yet: a part that cannot be faxed ends the conversion with
+    /// [`DocumentError::Rejected`] instead.
     Rejected { reason: String },
 }
 

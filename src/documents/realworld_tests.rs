@@ -670,3 +670,14 @@ fn user_password_encryptions_rejected() {
         assert!(reason.contains("password-protected"), "revision {revision}: {reason}");
     }
 }
+
+#[test]
+fn newer_dictionaries_in_old_version_accepted() {
+    let mut document = Document::load_mem(&build_pdf("old", &[(100, 100)])).unwrap();
+    document.version = "1.3".to_string();
+    document.catalog_mut().unwrap().set("ViewerPreferences", dictionary! { "PickTrayByPDFSize" => true });
+
+    let converted = files_to_pdf(&[("old.pdf".to_string(), save(&mut document))], &Limits::default()).unwrap();
+
+    assert_eq!(converted.pages, 1);
+}
