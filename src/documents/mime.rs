@@ -241,6 +241,8 @@ fn is_body_type(declared: Option<&str>) -> bool {
 /// mail-parser cannot decode the base64 of a part, it keeps the encoded text, which is
 /// decoded here leniently.
 fn part_data<'m>(part: &'m MessagePart<'m>) -> (Cow<'m, [u8]>, bool) {
+    // NOTE: mail-parser converts text/* parts from their charset to UTF-8, so a binary
+    // file declared as text/* with a non-UTF-8 charset arrives altered.
     let contents = part.contents();
     let is_base64 = part
         .content_transfer_encoding()
