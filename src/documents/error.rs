@@ -1,22 +1,25 @@
-//! Why a message could not be turned into a fax, and the SMTP reply that tells the
-//! sender.
+//! The reasons a message cannot be faxed, and the SMTP reply that reports each one to
+//! the sender.
 
 use crate::smtp::Reply;
 
 use super::{PartOutcome, PartReport};
 
 /// Maximum skipped parts named in the reply to a message without a faxable document.
-const MAX_SKIPPED_NAMED: usize = 5;
+const MAX_SKIPPED_NAMED: usize = 3;
 
-/// Maximum characters of a file name in a reply, so one long name cannot push the reply
-/// past the 512-octet SMTP reply line (RFC 5321 section 4.5.3.1.5).
-const MAX_NAME_CHARS: usize = 80;
+/// Maximum characters of a file name in a reply.
+const MAX_NAME_CHARS: usize = 60;
+
+/// Maximum characters of a reply text, so that the reply stays within the 512-octet SMTP
+/// reply line (RFC 5321 section 4.5.3.1.5) with room for the codes.
+const MAX_REPLY_CHARS: usize = 400;
 
 /// A failure of the document pipeline. Its `Display` text is the reason given to the
 /// sender, both in the SMTP reply and on stderr of `faxgate convert`.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
-    /// The message contains nothing to fax; `skipped` lists every part and why it was
+    /// The message contains nothing to fax. `skipped` lists every part and why it was
     /// not faxed, message bodies included.
     #[error("{}", no_document_text(skipped))]
     NoDocument { skipped: Vec<PartReport> },
@@ -32,13 +35,13 @@ pub enum DocumentError {
     #[error("the documents have {pages} pages, more than the maximum of {max} pages per fax")]
     TooManyPages { pages: u32, max: u32 },
 
-    /// No conversion worker became free in time, or the conversion ran out of time; a
-    /// retry later can succeed.
+    /// No conversion worker became free in time, or the conversion timed out. A retry
+    /// later can succeed.
     #[error("document conversion is busy; try again later")]
     Busy,
 
     /// A bug: a panic outside any single document, or a failure to write the merged
-    /// PDF. The detail is for the log; the sender sees a generic text.
+    /// PDF. The detail goes to the log, and the reply carries a generic text.
     #[error("internal error while converting the documents: {0}")]
     Internal(String),
 }
@@ -66,7 +69,7 @@ impl DocumentError {
 }
 
 /// Builds the text for a message without a faxable document, naming the attachments
-/// that were skipped (message bodies are left out: the sender knows them).
+/// that were skipped. Message bodies are left out because the sender wrote them.
 fn no_document_text(skipped: &[PartReport]) -> String {
     let mut text = String::from("no faxable document in the message; attach a PDF");
     let named: Vec<String> = skipped
@@ -107,9 +110,14 @@ fn short_name(name: &str) -> String {
     short
 }
 
-/// Reduces `text` to printable ASCII: other characters become `?`.
+/// Reduces `text` to printable ASCII, other characters becoming `?`, and to at most
+/// [`MAX_REPLY_CHARS`] characters.
 fn reply_text(text: &str) -> String {
-    text.chars().map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' }).collect()
+    let ascii: String = text.chars().map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' }).collect();
+    if ascii.len() <= MAX_REPLY_CHARS {
+        return ascii;
+    }
+    format!("{}...", &ascii[..MAX_REPLY_CHARS - 3])
 }
 
 #[cfg(test)]
@@ -182,6 +190,16 @@ mod tests {
         let internal = DocumentError::Internal("index out of bounds".to_string()).smtp_reply();
         assert_eq!((internal.code, internal.status.as_str()), (451, "4.3.0"));
         assert!(!internal.text.contains("index"), "internal detail leaked: {}", internal.text);
+    }
+
+    #[test]
+    fn long_skipped_list_fits_reply_line() {
+        let long_reason = "image of 10000x3 pixels, below the minimum of 40000 pixels";
+        let skipped = (0..20).map(|n| skipped(&format!("{n}{}", "y".repeat(200)), "image/png", long_reason)).collect();
+        let reply = DocumentError::NoDocument { skipped }.smtp_reply();
+
+        assert!(reply.to_string().len() <= 510, "reply is {} octets", reply.to_string().len());
+        assert!(reply.text.ends_with("..."), "{}", reply.text);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The kind of a document: detected from its content (magic bytes) first, then its
 //! declared MIME type, then its file name extension. [`convert`] dispatches each kind to
-//! its converter; a kind without a converter yet is rejected with a reason that says so.
+//! its converter. A kind without a converter yet is rejected with a reason that states
+//! this.
 
 use super::Limits;
 use super::pdf::{self, PdfPages};
 
-/// How far into a file `%PDF-` may start; mail clients and gateways sometimes put junk
-/// before it, and PDF readers such as pdf.js and qpdf search the first 1024 bytes.
+/// Maximum offset of `%PDF-` in a PDF file. Mail clients and gateways sometimes put junk
+/// before the header, and this window bounds the search for it.
 pub(crate) const PDF_HEADER_WINDOW: usize = 1024;
 
 /// The kind of one part or file.
@@ -97,8 +98,8 @@ impl Kind {
         }
     }
 
-    /// Whether the kind is a raster image, the kinds that `min_image_pixels` and the
-    /// `cid:` rule apply to.
+    /// Returns whether the kind is a raster image, the kinds that `min_image_pixels` and
+    /// the `cid:` rule apply to.
     pub(crate) fn is_image(self) -> bool {
         matches!(self, Kind::Tiff | Kind::Jpeg | Kind::Png | Kind::Gif | Kind::Bmp | Kind::Webp | Kind::Heic)
     }
@@ -151,8 +152,8 @@ pub(crate) fn detect(data: &[u8], declared: Option<&str>, name: Option<&str>) ->
     let from_declared = declared.and_then(from_mime_type);
     let from_name = name.and_then(from_file_name);
     match sniff(data) {
-        // A ZIP or OLE2 container only says which family it is; the declared type or
-        // the extension says which application.
+        // A ZIP or OLE2 container shows only its family, so the declared type or the
+        // extension decides the application.
         Some(Sniffed::Zip) => refine_zip(data, from_declared.or(from_name)),
         Some(Sniffed::Ole) => refine_ole(from_declared.or(from_name)),
         Some(Sniffed::Kind(kind)) => kind,
@@ -217,7 +218,7 @@ fn kind_label(kind: Kind) -> &'static str {
     }
 }
 
-/// What the first bytes of a file show.
+/// Result of sniffing the first bytes of a file.
 enum Sniffed {
     Kind(Kind),
     /// A ZIP archive, which may be an OOXML or OpenDocument file.
@@ -333,9 +334,9 @@ fn refine_ole(hint: Option<Kind>) -> Kind {
     }
 }
 
-/// Maps a declared MIME type to a kind. Types that say nothing (octet-stream) and
-/// invalid types without a slash (`application-x-gzip`) give `None`, so detection falls
-/// through to the file name.
+/// Maps a declared MIME type to a kind. Generic types (octet-stream) and invalid types
+/// without a slash (`application-x-gzip`) give `None`, so detection falls through to the
+/// file name.
 pub(crate) fn from_mime_type(declared: &str) -> Option<Kind> {
     let essence = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let (top, sub) = essence.split_once('/')?;
@@ -455,7 +456,8 @@ pub(crate) fn image_dimensions(kind: Kind, data: &[u8]) -> Option<(u32, u32)> {
     }
 }
 
-/// Walks the JPEG markers up to the first start-of-frame segment, which holds the size.
+/// Walks the JPEG markers up to the first start-of-frame segment, which contains the
+/// size.
 fn jpeg_dimensions(data: &[u8]) -> Option<(u32, u32)> {
     let mut at = 2;
     loop {
@@ -527,7 +529,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn octet_stream_and_invalid_types_fall_back_to_name() {
+    fn generic_types_use_file_name() {
         assert_eq!(detect(b"", Some("application/octet-stream"), Some("Invoice.PDF")), Kind::Pdf);
         assert_eq!(detect(b"", Some("application-x-gzip"), Some("a.Pdf")), Kind::Pdf);
         assert_eq!(detect(b"", Some("application-x-gzip"), None), Kind::Unknown);

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use crate::config::{BodyMode, Documents, Paper};
 
-/// Default maximum number of MIME parts walked in one message. Real mail has a few dozen;
-/// a message over the limit is rejected with `550 5.6.1` rather than faxed in part.
+/// Default maximum number of MIME parts walked in one message, far above the few dozen
+/// that ordinary mail has (an estimate). A message over the limit is rejected with
+/// `550 5.6.1` rather than faxed in part.
 pub const DEFAULT_MAX_PARTS: usize = 500;
 
-/// Default maximum nesting of multiparts and forwarded messages. Outlook and forwarded
-/// chains rarely pass ten levels; deeper nesting is rejected with `550 5.6.1`.
+/// Default maximum nesting of multiparts and forwarded messages, well above the ten
+/// levels that long forwarded chains reach (an estimate). Deeper nesting is rejected
+/// with `550 5.6.1`.
 pub const DEFAULT_MAX_DEPTH: usize = 32;
 
 /// Default maximum size of one decoded document: the 25 MiB SMTP message size default,
@@ -18,8 +20,7 @@ pub const DEFAULT_MAX_DEPTH: usize = 32;
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 25 * 1024 * 1024;
 
 /// Default maximum size of one decompressed PDF object or cross-reference stream while a
-/// document loads. Real streams of this kind stay far below it; the bound stops a small
-/// compressed file from inflating to gigabytes.
+/// document loads. The bound stops a small compressed file from inflating to gigabytes.
 pub const DEFAULT_MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
 
 /// Default maximum wait for a free conversion worker before the message gets

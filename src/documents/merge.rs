@@ -32,8 +32,8 @@ pub(crate) struct Merged {
 pub(crate) fn merge(documents: Vec<PdfPages>) -> Result<Merged, lopdf::Error> {
     let version = output_version(&documents);
     let mut output = Document::with_version(version);
-    // A classic cross-reference table, which every PDF reader takes; cross-reference
-    // streams (lopdf's default) need a PDF 1.5 reader.
+    // A classic cross-reference table, because cross-reference streams (lopdf's
+    // default) need a reader of PDF 1.5 or later.
     output.reference_table.cross_reference_type = XrefType::CrossReferenceTable;
     let mut kids = Vec::new();
     let mut next_number = CATALOG_ID.0 + 1;

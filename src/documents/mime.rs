@@ -1,6 +1,6 @@
-//! Finding the documents in an email: a depth-first walk of the MIME tree in MIME order
-//! that opens multiparts, forwarded messages and the signed part of `multipart/signed`,
-//! and decides for each leaf part whether it is a document, skipped or rejected.
+//! Finding the documents in an email. A depth-first walk of the MIME tree in MIME order
+//! opens multiparts, forwarded messages and the signed part of `multipart/signed`. It
+//! decides for each leaf part whether it is a document, skipped or rejected.
 //!
 //! Not documents: the text/HTML body, images the HTML body references by `cid:`, images
 //! below `min_image_pixels`, signatures, vCards, calendars and parts that are neither
@@ -12,7 +12,9 @@ use std::collections::HashSet;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 use tracing::{debug, warn};
 
+use super::filename::file_name;
 use super::kind::{self, Kind};
+use super::uuencode;
 use super::{BODY_NAME, DocumentError, Limits, PartOutcome, PartReport};
 
 /// One part of the message in MIME order: a document to convert, or a part left out.
@@ -27,6 +29,9 @@ pub(crate) struct Attachment<'m> {
     pub(crate) name: String,
     pub(crate) data: Cow<'m, [u8]>,
     pub(crate) kind: Kind,
+    /// Whether the transfer encoding was damaged (base64 that mail-parser could not
+    /// decode, or a uuencoded file cut short), so `data` may be incomplete.
+    pub(crate) damaged_encoding: bool,
 }
 
 /// Walks the message and returns its parts in MIME order. Fails when the message passes
@@ -78,7 +83,7 @@ impl<'m> Walk<'_, 'm> {
             PartType::Multipart(children) => self.multipart(message, part, children, depth, referenced),
             PartType::Message(nested) => self.message(nested, depth + 1),
             _ => {
-                self.leaf(part, referenced);
+                self.leaf(message, part, referenced);
                 Ok(())
             }
         }
@@ -111,7 +116,8 @@ impl<'m> Walk<'_, 'm> {
                     self.parts_seen += 1;
                     if let Some(part) = message.parts.get(signature as usize) {
                         self.leaves_seen += 1;
-                        let name = file_name(part).unwrap_or_else(|| format!("attachment-{}", self.leaves_seen));
+                        let name =
+                            file_name(message, part).unwrap_or_else(|| format!("attachment-{}", self.leaves_seen));
                         let detected = declared_type(part).unwrap_or_else(|| Kind::Signature.mime_type().to_string());
                         self.skip(name, detected, "signature".to_string());
                     }
@@ -127,51 +133,76 @@ impl<'m> Walk<'_, 'm> {
         }
     }
 
-    fn leaf(&mut self, part: &'m MessagePart<'m>, referenced: &HashSet<String>) {
+    fn leaf(&mut self, message: &Message<'_>, part: &'m MessagePart<'m>, referenced: &HashSet<String>) {
         self.leaves_seen += 1;
         let declared = declared_type(part);
-        let name = file_name(part);
+        let name = file_name(message, part);
         let is_attachment = part.content_disposition().is_some_and(|disposition| disposition.is_attachment());
 
         if name.is_none() && !is_attachment && is_body_type(declared.as_deref()) {
+            // TODO: with `documents.body = "cover"` the body becomes a cover page once a
+            // text converter exists; until then the body is never faxed.
             let detected = declared.unwrap_or_else(|| "text/plain".to_string());
             self.skip(BODY_NAME.to_string(), detected, "message body".to_string());
+            if let PartType::Text(text) = &part.body {
+                self.uuencoded_files(text);
+            }
             return;
         }
 
-        let data = part_data(part);
+        let (data, damaged_encoding) = part_data(part);
         let kind = kind::detect(&data, declared.as_deref(), name.as_deref());
-        let has_name = name.is_some();
+        if kind.is_image() && part.content_id().is_some_and(|id| referenced.contains(&normalize_content_id(id))) {
+            let name = name.unwrap_or_else(|| format!("attachment-{}", self.leaves_seen));
+            self.skip(name, kind.mime_type().to_string(), "image referenced by the HTML body".to_string());
+            return;
+        }
+        let is_named = name.is_some();
         let name = name.unwrap_or_else(|| format!("attachment-{}", self.leaves_seen));
-        let detected = kind.mime_type().to_string();
-
-        if let Some(reason) = kind.skip_reason() {
-            self.skip(name, detected, reason.to_string());
+        if kind == Kind::Unknown && !is_named && !is_attachment {
+            self.skip(name, kind.mime_type().to_string(), "inline part that is not a document".to_string());
             return;
         }
-        if kind.is_image() {
-            if part.content_id().is_some_and(|id| referenced.contains(&normalize_content_id(id))) {
-                self.skip(name, detected, "image referenced by the HTML body".to_string());
-                return;
+        self.document(Attachment { name, data, kind, damaged_encoding });
+    }
+
+    /// Takes the uuencoded files in a plain-text body as documents, in order.
+    fn uuencoded_files(&mut self, text: &str) {
+        for block in uuencode::find_blocks(text) {
+            if !block.complete {
+                warn!(bytes = block.data.len(), "uuencoded file in the body ends without an end line");
             }
-            if let Some((width, height)) = kind::image_dimensions(kind, &data)
-                && u64::from(width) * u64::from(height) < self.limits.min_image_pixels
-            {
-                let reason = format!(
-                    "image of {width}x{height} pixels, below the minimum of {} pixels",
-                    self.limits.min_image_pixels
-                );
-                self.skip(name, detected, reason);
-                return;
-            }
+            let kind = kind::detect(&block.data, None, Some(&block.name));
+            self.document(Attachment {
+                name: block.name,
+                data: Cow::Owned(block.data),
+                kind,
+                damaged_encoding: !block.complete,
+            });
         }
-        if kind == Kind::Unknown && !has_name && !is_attachment {
-            self.skip(name, detected, "inline part that is not a document".to_string());
+    }
+
+    /// Adds a document, unless its kind is never faxed or it is an image below the pixel
+    /// minimum.
+    fn document(&mut self, attachment: Attachment<'m>) {
+        let detected = attachment.kind.mime_type().to_string();
+        if let Some(reason) = attachment.kind.skip_reason() {
+            self.skip(attachment.name, detected, reason.to_string());
+            return;
+        }
+        if let Some((width, height)) = kind::image_dimensions(attachment.kind, &attachment.data)
+            && u64::from(width) * u64::from(height) < self.limits.min_image_pixels
+        {
+            let reason = format!(
+                "image of {width}x{height} pixels, below the minimum of {} pixels",
+                self.limits.min_image_pixels
+            );
+            self.skip(attachment.name, detected, reason);
             return;
         }
 
-        debug!(name = %name, detected = %detected, bytes = data.len(), "document found");
-        self.items.push(Item::Document(Attachment { name, data, kind }));
+        debug!(name = %attachment.name, detected = %detected, bytes = attachment.data.len(), "document found");
+        self.items.push(Item::Document(attachment));
     }
 
     fn skip(&mut self, name: String, detected: String, reason: String) {
@@ -195,8 +226,8 @@ fn declared_type(part: &MessagePart<'_>) -> Option<String> {
     Some(essence.to_ascii_lowercase())
 }
 
-/// Whether an unnamed inline part of this declared type is message text. A multipart
-/// without a boundary is read as one text part.
+/// Returns whether an unnamed inline part of this declared type is message text. A
+/// multipart without a boundary is read as one text part.
 fn is_body_type(declared: Option<&str>) -> bool {
     let Some(declared) = declared else {
         return true;
@@ -206,28 +237,21 @@ fn is_body_type(declared: Option<&str>) -> bool {
     (top == "text" || top == "multipart") && !special
 }
 
-/// Returns the part's file name as decoded by mail-parser (RFC 2047 and RFC 2231), with
-/// any directory path and control characters removed.
-fn file_name(part: &MessagePart<'_>) -> Option<String> {
-    let raw = part.attachment_name()?;
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).collect();
-    let cleaned = cleaned.trim();
-    (!cleaned.is_empty()).then(|| cleaned.to_string())
-}
-
-/// Returns the decoded content of a leaf part. When mail-parser could not decode the
-/// base64 of a part, it keeps the encoded text; that text is decoded here leniently.
-fn part_data<'m>(part: &'m MessagePart<'m>) -> Cow<'m, [u8]> {
+/// Returns the decoded content of a leaf part and whether its encoding was damaged. When
+/// mail-parser cannot decode the base64 of a part, it keeps the encoded text, which is
+/// decoded here leniently.
+fn part_data<'m>(part: &'m MessagePart<'m>) -> (Cow<'m, [u8]>, bool) {
+    // NOTE: mail-parser converts text/* parts from their charset to UTF-8, so a binary
+    // file declared as text/* with a non-UTF-8 charset arrives altered.
     let contents = part.contents();
     let is_base64 = part
         .content_transfer_encoding()
         .is_some_and(|encoding| encoding.trim().eq_ignore_ascii_case("base64"));
     if part.is_encoding_problem && is_base64 {
         warn!(bytes = contents.len(), "damaged base64 in a part; decoding it leniently");
-        return Cow::Owned(decode_base64_leniently(contents));
+        return (Cow::Owned(decode_base64_leniently(contents)), true);
     }
-    Cow::Borrowed(contents)
+    (Cow::Borrowed(contents), false)
 }
 
 /// Decodes base64 while skipping every character outside the alphabet, `=` included,

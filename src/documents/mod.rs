@@ -6,16 +6,21 @@
 //! given directly. A message is faxed whole or not at all: the first document that
 //! cannot be faxed rejects the message, and the error names it.
 //!
-//! Stages: [`mime`] walks the MIME tree, [`kind`] detects each document's kind and
-//! dispatches it to a converter (only [`pdf`] so far), and [`merge`] joins the pages.
+//! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
+//! for files inside text bodies), `kind` detects each document's kind and dispatches
+//! it to a converter (only `pdf` so far, which uses `flatten` for filled-in forms),
+//! and `merge` joins the pages.
 
 mod error;
+mod filename;
+mod flatten;
 mod kind;
 mod limits;
 mod merge;
 mod mime;
 mod pdf;
 mod pool;
+mod uuencode;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -41,7 +46,7 @@ pub struct Converted {
     pub parts: Vec<PartReport>,
 }
 
-/// What became of one part of a message or one given file.
+/// The outcome for one part of a message or one given file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartReport {
     /// The decoded file name, `attachment-N` for the N-th leaf part without one, or
@@ -58,11 +63,13 @@ pub enum PartOutcome {
     Faxed { pages: u32 },
     /// Left out of the fax without rejecting the message, such as a signature.
     Skipped { reason: String },
+    /// Not produced yet: a part that cannot be faxed ends the conversion with
+    /// [`DocumentError::Rejected`] instead.
     Rejected { reason: String },
 }
 
 impl PartReport {
-    /// Whether this report is for the text/HTML body rather than an attachment.
+    /// Returns whether this report is for the text/HTML body rather than an attachment.
     pub fn is_body(&self) -> bool {
         self.name == BODY_NAME
     }
@@ -99,7 +106,12 @@ pub fn files_to_pdf(files: &[(String, Vec<u8>)], limits: &Limits) -> Result<Conv
                     detected: kind.mime_type().to_string(),
                     outcome: PartOutcome::Skipped { reason: reason.to_string() },
                 }),
-                None => Item::Document(Attachment { name: name.clone(), data: data.as_slice().into(), kind }),
+                None => Item::Document(Attachment {
+                    name: name.clone(),
+                    data: data.as_slice().into(),
+                    kind,
+                    damaged_encoding: false,
+                }),
             }
         })
         .collect();
@@ -140,6 +152,11 @@ fn convert_items(items: Vec<Item<'_>>, limits: &Limits) -> Result<Converted, Doc
         let pages = match converted {
             Ok(Ok(pages)) => pages,
             Ok(Err(Refusal::Rejected(reason))) => {
+                let reason = if attachment.damaged_encoding {
+                    format!("{reason} (its transfer encoding is damaged)")
+                } else {
+                    reason
+                };
                 info!(name = %attachment.name, reason = %reason, "document rejected");
                 return Err(rejected(reason));
             }
@@ -187,5 +204,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     "panic without a message".to_string()
 }
 
+#[cfg(test)]
+mod realworld_tests;
 #[cfg(test)]
 mod tests;

@@ -4,20 +4,22 @@
 //! written onto itself, so the pages can move into another document unchanged.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::rc::Rc;
 
-use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId};
+use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId, Stream};
 use tracing::{debug, warn};
 
 use super::Limits;
+use super::flatten::flatten_forms;
 use super::kind::{PDF_HEADER_WINDOW, Refusal, find};
 
 /// Maximum nesting of the page tree. Producers keep it shallow (a balanced tree of a
 /// million pages with ten kids per node is six levels); deeper trees are rejected.
 const MAX_PAGE_TREE_DEPTH: usize = 64;
 
-/// MediaBox of a page that has none, own or inherited: US Letter, which is what PDF
-/// viewers such as pdf.js assume.
+/// MediaBox given to a page that has none, own or inherited: US Letter (612 x 792
+/// points).
 const DEFAULT_MEDIA_BOX: [i64; 4] = [0, 0, 612, 792];
 
 /// The page attributes a page inherits from its ancestors in the page tree.
@@ -27,13 +29,14 @@ const INHERITED_KEYS: [&[u8]; 4] = [b"Resources", b"MediaBox", b"CropBox", b"Rot
 pub(crate) struct PdfPages {
     pub(crate) document: Document,
     /// Page objects in page order. Each carries its inherited attributes and has no
-    /// `/Parent`; a page listed twice in the page tree appears as two objects.
+    /// `/Parent`. A page listed twice in the page tree appears as two objects.
     pub(crate) pages: Vec<ObjectId>,
 }
 
 /// Loads a PDF and checks it can be faxed whole: readable, not password-protected, not a
 /// dynamic XFA form, a page tree without loops whose page count matches `/Count`, at
-/// most `page_budget` pages, and every page's content present.
+/// most `page_budget` pages, and every page's content present and decodable. Filled-in
+/// form fields are drawn into the pages.
 pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
     if data.len() > limits.max_document_bytes {
         return Err(Refusal::Rejected(format!(
@@ -62,14 +65,15 @@ pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<Pdf
         warn!(?recovery, "PDF cross-reference data was damaged and has been repaired");
     }
     // lopdf decrypts a file that opens with the empty user password (owner-password-only
-    // files) and removes `/Encrypt`; the entry stays only when a password is needed.
+    // files) and removes `/Encrypt`. The entry stays only when a password is needed.
     if document.is_encrypted() {
         return Err(password_protected());
     }
     reject_dynamic_xfa(&document)?;
 
     let pages = collect_pages(&mut document, page_budget)?;
-    check_contents(&document, &pages)?;
+    flatten_forms(&mut document, &pages);
+    check_contents(&document, &pages, limits.max_stream_bytes)?;
     debug!(pages = pages.len(), version = %document.version, "PDF loaded");
     Ok(PdfPages { document, pages })
 }
@@ -78,8 +82,8 @@ fn password_protected() -> Refusal {
     Refusal::Rejected("the PDF is password-protected; send it without a password".to_string())
 }
 
-/// Rejects a dynamic XFA form: its pages only say "please wait" and the real form is
-/// drawn by Adobe Reader from XML, which a fax cannot show.
+/// Rejects a dynamic XFA form. Its pages contain only a "please wait" notice, and Adobe
+/// Reader draws the real form from XML, which a fax cannot show.
 fn reject_dynamic_xfa(document: &Document) -> Result<(), Refusal> {
     let needs_rendering = document
         .catalog()
@@ -123,8 +127,8 @@ fn collect_pages(document: &mut Document, page_budget: u32) -> Result<Vec<Object
     }
 
     let mut pages = Vec::new();
-    // Every intermediate node is visited once; a second visit means a loop or a subtree
-    // shared between two parents, and both make the page order undefined.
+    // Every intermediate node is visited once. A second visit means a loop or a subtree
+    // shared between two parents, which both leave the page order undefined.
     let mut visited_nodes = HashSet::new();
     let mut visited_pages = HashSet::new();
     let mut stack: Vec<(ObjectId, Rc<Inherited>, usize)> = vec![(root_id, Rc::new(Inherited::default()), 0)];
@@ -150,14 +154,15 @@ fn collect_pages(document: &mut Document, page_budget: u32) -> Result<Vec<Object
         }
 
         if pages.len() >= page_budget as usize {
-            let pages = declared_count.and_then(|count| u32::try_from(count).ok()).unwrap_or(page_budget + 1);
-            return Err(Refusal::TooManyPages { pages: pages.max(page_budget + 1) });
+            let over_budget = page_budget.saturating_add(1);
+            let pages = declared_count.and_then(|count| u32::try_from(count).ok()).unwrap_or(over_budget);
+            return Err(Refusal::TooManyPages { pages: pages.max(over_budget) });
         }
         let page_id = if visited_pages.insert(node_id) {
             node_id
         } else {
-            // The same page listed twice is printed twice; it needs its own object to
-            // sit twice in the merged page tree.
+            // The same page listed twice is printed twice, so the second listing gets its
+            // own object in the merged page tree.
             let copy = document.get_dictionary(node_id).cloned().map_err(|_| damaged_tree("a page is missing"))?;
             document.add_object(copy)
         };
@@ -260,31 +265,82 @@ fn materialize_page(document: &mut Document, page_id: ObjectId, inherited: &Inhe
     page.remove(b"Parent");
 }
 
-/// Checks that every content stream a page names is present, so a file that lost
-/// objects to damage is rejected instead of faxed with blank or missing pages.
-fn check_contents(document: &Document, pages: &[ObjectId]) -> Result<(), Refusal> {
+/// Checks that every content stream of every page is present and decodes, so a file
+/// that lost objects or has a broken stream is rejected instead of faxed with blank or
+/// missing pages.
+fn check_contents(document: &Document, pages: &[ObjectId], max_stream_bytes: usize) -> Result<(), Refusal> {
     for (index, page_id) in pages.iter().enumerate() {
+        let page_number = index + 1;
         let Ok(page) = document.get_dictionary(*page_id) else {
-            return Err(damaged_tree(&format!("page {} is missing", index + 1)));
+            return Err(damaged_tree(&format!("page {page_number} is missing")));
         };
         let Ok(contents) = page.get(b"Contents") else {
             // A page without content is a blank page.
             continue;
         };
-        let references: Vec<&Object> = match document.dereference(contents) {
+        let streams: Vec<&Object> = match document.dereference(contents) {
             Ok((_, Object::Array(items))) => items.iter().collect(),
-            Ok((_, Object::Stream(_))) => continue,
             Ok((_, Object::Null)) => continue,
             Ok(_) | Err(_) => vec![contents],
         };
-        for reference in references {
-            if !matches!(document.dereference(reference), Ok((_, Object::Stream(_)))) {
+        for stream in streams {
+            let Ok((_, Object::Stream(stream))) = document.dereference(stream) else {
                 return Err(Refusal::Rejected(format!(
-                    "the PDF is damaged: the content of page {} is missing",
-                    index + 1
+                    "the PDF is damaged: the content of page {page_number} is missing"
+                )));
+            };
+            if let Err(error) = check_stream_decodes(stream, max_stream_bytes) {
+                warn!(page = page_number, %error, "PDF page content cannot be decoded");
+                return Err(Refusal::Rejected(format!(
+                    "the PDF is damaged: the content of page {page_number} cannot be decoded"
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Decodes a content stream to check that it is whole. Flate, the filter of nearly all
+/// content streams, is checked here because lopdf 0.47 returns what it could decode of a
+/// cut or corrupt Flate stream, or nothing, without an error. The Adler-32 checksum is not
+/// checked, as lopdf accepts streams whose only fault is a wrong checksum.
+fn check_stream_decodes(stream: &Stream, max_bytes: usize) -> Result<(), String> {
+    let filters = stream.filters().unwrap_or_default();
+    if filters.is_empty() {
+        return Ok(());
+    }
+    if filters == [b"FlateDecode".as_slice()] {
+        return check_zlib(&stream.content, max_bytes);
+    }
+    match stream.decompressed_content_with_limit(max_bytes) {
+        Ok(decoded) if decoded.is_empty() && !stream.content.is_empty() => {
+            Err("the stream decodes to nothing".to_string())
+        }
+        Ok(_) => Ok(()),
+        // A filter lopdf does not implement is no proof of damage; the fax service's
+        // reader may know it.
+        Err(lopdf::Error::Unimplemented(_)) => {
+            warn!(?filters, "PDF content stream uses a filter that cannot be checked");
+            Ok(())
+        }
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Inflates zlib data to the end of its final block, reading at most `max_bytes`.
+fn check_zlib(data: &[u8], max_bytes: usize) -> Result<(), String> {
+    let [method, flags, deflate @ ..] = data else {
+        return Err("the zlib header is missing".to_string());
+    };
+    let header_valid = method & 0x0F == 8 && (u16::from(*method) << 8 | u16::from(*flags)) % 31 == 0;
+    if !header_valid {
+        return Err("the zlib header is invalid".to_string());
+    }
+    let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX);
+    let mut decoder = flate2::read::DeflateDecoder::new(deflate).take(limit.saturating_add(1));
+    let decoded = std::io::copy(&mut decoder, &mut std::io::sink()).map_err(|error| error.to_string())?;
+    if decoded > limit {
+        return Err(format!("the stream decodes to more than {max_bytes} bytes"));
     }
     Ok(())
 }

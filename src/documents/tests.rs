@@ -13,9 +13,9 @@ use super::*;
 /// A message that makes [`message_to_pdf`] panic, to test the pool's panic handling.
 pub(crate) const MESSAGE_PANIC_TRIGGER: &[u8] = b"faxgate test: panic outside any document";
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples");
+pub(super) const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples");
 
-fn sample(path: &str) -> Vec<u8> {
+pub(super) fn sample(path: &str) -> Vec<u8> {
     let full = format!("{SAMPLES}/{path}");
     std::fs::read(&full).unwrap_or_else(|error| panic!("cannot read sample {full}: {error}"))
 }
@@ -42,6 +42,7 @@ pub(crate) fn build_pdf(label: &str, sizes: &[(i64, i64)]) -> Vec<u8> {
         });
         kids.push(Object::Reference(page_id));
     }
+
     document.objects.insert(
         pages_id,
         Object::Dictionary(dictionary! {
@@ -59,13 +60,14 @@ pub(crate) fn build_pdf(label: &str, sizes: &[(i64, i64)]) -> Vec<u8> {
 
 /// Builds a PDF whose pages inherit MediaBox, Rotate and Resources from an intermediate
 /// page tree node, with no attributes of their own.
-fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec<u8> {
+pub(super) fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec<u8> {
     let mut document = Document::with_version("1.4");
     let root_id = document.new_object_id();
     let middle_id = document.new_object_id();
     let font_id = document.add_object(dictionary! {
         "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Courier",
     });
+
     let mut kids = Vec::new();
     for index in 0..pages {
         let content = format!("BT /F1 12 Tf 72 72 Td (inherited {index}) Tj ET");
@@ -75,6 +77,7 @@ fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec
         });
         kids.push(Object::Reference(page_id));
     }
+
     document.objects.insert(
         middle_id,
         Object::Dictionary(dictionary! {
@@ -97,13 +100,14 @@ fn build_inheriting_pdf(pages: usize, media_box: (i64, i64), rotate: i64) -> Vec
     );
     let catalog_id = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => root_id });
     document.trailer.set("Root", catalog_id);
+
     let mut bytes = Vec::new();
     document.save_to(&mut bytes).unwrap();
     bytes
 }
 
 /// Renders a MIME part with base64 content.
-fn part(content_type: &str, disposition: Option<&str>, data: &[u8]) -> String {
+pub(super) fn part(content_type: &str, disposition: Option<&str>, data: &[u8]) -> String {
     let mut encoded = base64::engine::general_purpose::STANDARD.encode(data);
     let mut lines = String::new();
     while encoded.len() > 76 {
@@ -117,7 +121,7 @@ fn part(content_type: &str, disposition: Option<&str>, data: &[u8]) -> String {
     format!("Content-Type: {content_type}\r\nContent-Transfer-Encoding: base64\r\n{disposition}\r\n{lines}\r\n")
 }
 
-fn pdf_attachment(name: &str, data: &[u8]) -> String {
+pub(super) fn pdf_attachment(name: &str, data: &[u8]) -> String {
     part(
         &format!("application/pdf; name=\"{name}\""),
         Some(&format!("attachment; filename=\"{name}\"")),
@@ -125,12 +129,12 @@ fn pdf_attachment(name: &str, data: &[u8]) -> String {
     )
 }
 
-fn text_part(text: &str) -> String {
+pub(super) fn text_part(text: &str) -> String {
     format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n")
 }
 
 /// Renders a multipart body (headers of the multipart itself included).
-fn multipart(subtype: &str, boundary: &str, parts: &[String]) -> String {
+pub(super) fn multipart(subtype: &str, boundary: &str, parts: &[String]) -> String {
     let mut body = format!("Content-Type: multipart/{subtype}; boundary=\"{boundary}\"\r\n\r\n");
     for part in parts {
         body.push_str(&format!("--{boundary}\r\n{part}"));
@@ -140,7 +144,7 @@ fn multipart(subtype: &str, boundary: &str, parts: &[String]) -> String {
 }
 
 /// Prepends message headers to a rendered root part.
-fn message(root: &str) -> Vec<u8> {
+pub(super) fn message(root: &str) -> Vec<u8> {
     format!(
         "From: alice@example.com\r\nTo: 14155550100@fax.example.net\r\nSubject: fax\r\n\
          MIME-Version: 1.0\r\n{root}"
@@ -149,7 +153,7 @@ fn message(root: &str) -> Vec<u8> {
 }
 
 /// Reloads a merged PDF and returns each page's own MediaBox as (width, height).
-fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
+pub(super) fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
     let document = Document::load_mem(pdf).expect("merged PDF reloads");
     document
         .get_pages()
@@ -164,11 +168,11 @@ fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
         .collect()
 }
 
-fn unlimited_images() -> Limits {
+pub(super) fn unlimited_images() -> Limits {
     Limits { min_image_pixels: 0, ..Limits::default() }
 }
 
-fn expect_rejected(result: Result<Converted, DocumentError>) -> (String, String) {
+pub(super) fn expect_rejected(result: Result<Converted, DocumentError>) -> (String, String) {
     match result {
         Err(DocumentError::Rejected { file, reason }) => (file, reason),
         Err(other) => panic!("expected a rejection, got {other:?}"),
@@ -176,7 +180,7 @@ fn expect_rejected(result: Result<Converted, DocumentError>) -> (String, String)
     }
 }
 
-fn expect_no_document(result: Result<Converted, DocumentError>) -> Vec<PartReport> {
+pub(super) fn expect_no_document(result: Result<Converted, DocumentError>) -> Vec<PartReport> {
     match result {
         Err(DocumentError::NoDocument { skipped }) => skipped,
         Err(other) => panic!("expected no document, got {other:?}"),
@@ -184,7 +188,7 @@ fn expect_no_document(result: Result<Converted, DocumentError>) -> Vec<PartRepor
     }
 }
 
-fn skip_reason<'a>(reports: &'a [PartReport], name: &str) -> &'a str {
+pub(super) fn skip_reason<'a>(reports: &'a [PartReport], name: &str) -> &'a str {
     let report = reports.iter().find(|report| report.name == name).unwrap_or_else(|| {
         panic!("no report for {name} in {reports:?}");
     });
@@ -961,3 +965,4 @@ async fn pool_full_is_busy() {
 
     assert!(matches!(result, Err(DocumentError::Busy)), "expected busy, got {:?}", result.map(|c| c.parts));
 }
+
