@@ -64,7 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     notify_systemd(&[sd_notify::NotifyState::Ready]);
-    let watchdog = start_watchdog();
+    let watchdog = start_watchdog(store.clone());
     info!(data_dir = %config.gateway.data_dir.display(), backend = ?config.fax.backend, "faxgate started");
 
     wait_for_stop(tls.as_ref()).await;
@@ -119,8 +119,10 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
     }
 }
 
-/// Pings the systemd watchdog at half its interval when `WatchdogSec=` is set.
-fn start_watchdog() -> Option<tokio::task::JoinHandle<()>> {
+/// Pings the systemd watchdog at half its interval when `WatchdogSec=` is set, and
+/// only while the store answers a query, so systemd restarts a daemon whose runtime
+/// or database is stuck.
+fn start_watchdog(store: Store) -> Option<tokio::task::JoinHandle<()>> {
     let mut usec = 0;
     if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
         return None;
@@ -130,7 +132,11 @@ fn start_watchdog() -> Option<tokio::task::JoinHandle<()>> {
         let mut ticker = tokio::time::interval(period);
         loop {
             ticker.tick().await;
-            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+            match tokio::time::timeout(period, store.ping()).await {
+                Ok(Ok(())) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+                Ok(Err(err)) => error!(error = %err, "store check failed; not pinging the watchdog"),
+                Err(_) => error!("store check timed out; not pinging the watchdog"),
+            }
         }
     }))
 }
