@@ -3,7 +3,9 @@
 //! so that a fresh install never serves the mappings without credentials.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
@@ -16,15 +18,46 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use crate::config::{Api, Secret};
 
+/// Minimum time between two log lines about wrong credentials, so that a password
+/// guessing run cannot flood the log. The lines in between are counted.
+const WRONG_CREDENTIALS_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The credentials a request must present.
 pub(crate) struct Credentials {
     username: String,
     password: Secret,
+    /// When a wrong-credentials line was last logged.
+    last_logged: Mutex<Option<Instant>>,
+    /// Wrong-credentials requests not logged since then.
+    unlogged: AtomicU64,
 }
 
 impl Credentials {
     pub(crate) fn from_config(api: &Api) -> Credentials {
-        Credentials { username: api.username.clone(), password: api.password.clone() }
+        Credentials::new(&api.username, api.password.clone())
+    }
+
+    fn new(username: &str, password: Secret) -> Credentials {
+        Credentials {
+            username: username.to_string(),
+            password,
+            last_logged: Mutex::new(None),
+            unlogged: AtomicU64::new(0),
+        }
+    }
+
+    /// Logs a request with wrong credentials, at most once per
+    /// [`WRONG_CREDENTIALS_LOG_INTERVAL`], with the count of those not logged.
+    fn log_wrong(&self, peer: &str, path: &str, username: &str) {
+        let mut last_logged = self.last_logged.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if last_logged.is_some_and(|at| now.duration_since(at) < WRONG_CREDENTIALS_LOG_INTERVAL) {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last_logged = Some(now);
+        let unlogged = self.unlogged.swap(0, Ordering::Relaxed);
+        tracing::warn!(%peer, %path, %username, unlogged, "management API request with wrong credentials");
     }
 
     pub(crate) fn is_disabled(&self) -> bool {
@@ -74,20 +107,26 @@ pub(crate) async fn require_credentials(
         return ApiError::unauthorized("the management API is disabled until api.password is set").into_response();
     }
 
-    let given = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    let Some(given) = given else {
+    let header_value = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let Some(header_value) = header_value else {
         tracing::debug!(%peer, %path, "management API request without credentials");
-        return ApiError::unauthorized("credentials are required: use HTTP Basic authentication").into_response();
+        return ApiError::unauthorized(
+            "missing credentials: send api.username and api.password with HTTP Basic authentication",
+        )
+        .into_response();
     };
-    match parse_basic(given) {
+    match parse_basic(header_value) {
         Some((username, password)) if credentials.accepts(&username, &password) => next.run(request).await,
         Some((username, _)) => {
-            tracing::warn!(%peer, %path, %username, "management API request with wrong credentials");
-            ApiError::unauthorized("wrong username or password").into_response()
+            credentials.log_wrong(&peer, &path, &username);
+            ApiError::unauthorized("wrong username or password: send api.username and api.password").into_response()
         }
         None => {
             tracing::debug!(%peer, %path, "management API request with an unreadable Authorization header");
-            ApiError::unauthorized("credentials are required: use HTTP Basic authentication").into_response()
+            ApiError::unauthorized(
+                "invalid Authorization header: send api.username and api.password with HTTP Basic authentication",
+            )
+            .into_response()
         }
     }
 }
@@ -108,7 +147,7 @@ mod tests {
 
     #[test]
     fn credentials_compare_both_fields() {
-        let credentials = Credentials { username: "admin".into(), password: Secret::new("secret") };
+        let credentials = Credentials::new("admin", Secret::new("secret"));
         assert!(credentials.accepts("admin", "secret"));
         assert!(!credentials.accepts("admin", "secreT"));
         assert!(!credentials.accepts("root", "secret"));

@@ -86,7 +86,8 @@ struct PhoneNumberItem {
     permissions: &'static str,
 }
 
-/// A page of a list, with the list under `key` (`emails` or `phoneNumbers`).
+/// A page of a list. `items` is flattened, so the list appears under its own key
+/// (`emails` or `phoneNumbers`) beside the paging fields.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Page<T: Serialize> {
@@ -114,7 +115,10 @@ impl EmailObject {
         let phone_numbers = mapping
             .numbers
             .into_iter()
-            .map(|(number, permissions)| NumberWithPermissions { number: number.as_str().to_string(), permissions: permissions.as_str() })
+            .map(|(number, permissions)| NumberWithPermissions {
+                number: number.as_str().to_string(),
+                permissions: permissions.as_str(),
+            })
             .collect();
         EmailObject { email: mapping.email, phone_numbers, project_id: project_id.to_string() }
     }
@@ -172,7 +176,8 @@ pub(super) async fn add(
     let Json(body) = body?;
     let email = rules::parse_api_email(&body.email).map_err(ApiError::invalid)?;
     let numbers = phone_numbers(&body.phone_numbers)?;
-    let mapping = state.mappings.add(&email, &numbers).await.map_err(|err| ApiError::from_mapping(err, "add the mapping"))?;
+    let mapping =
+        state.mappings.add(&email, &numbers).await.map_err(|err| ApiError::from_mapping(err, "add the mapping"))?;
     info!(%method, path = uri.path(), email = %mapping.email, numbers = %mapping.numbers_display(), "mapping added");
     Ok((StatusCode::CREATED, Json(EmailObject::new(mapping, &state.project_id))).into_response())
 }
@@ -227,7 +232,10 @@ pub(super) async fn numbers_of(
         .map_err(|err| ApiError::from_mapping(err, "list the numbers"))?;
     let phone_numbers = numbers
         .into_iter()
-        .map(|(number, permissions)| PhoneNumberItem { phone_number: number.as_str().to_string(), permissions: permissions.as_str() })
+        .map(|(number, permissions)| PhoneNumberItem {
+            phone_number: number.as_str().to_string(),
+            permissions: permissions.as_str(),
+        })
         .collect();
     Ok(Json(page_of(PhoneNumbers { phone_numbers }, page, page_size, total)).into_response())
 }

@@ -48,12 +48,12 @@ impl ApiError {
         ApiError { status, message: message.into(), violations: Vec::new() }
     }
 
-    /// A 400 for a body or path that cannot be read, such as malformed JSON.
+    /// Returns a 400 for a body or path that cannot be read, such as malformed JSON.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
-    /// A 401 for missing or wrong credentials.
+    /// Returns a 401 for missing or wrong credentials.
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, message)
     }
@@ -70,12 +70,16 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, message)
     }
 
-    /// A 422 naming the field at fault.
+    /// Returns a 422 that names the field at fault.
     pub fn invalid(violation: FieldViolation) -> ApiError {
-        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, message: violation.to_string(), violations: vec![violation] }
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: violation.to_string(),
+            violations: vec![violation],
+        }
     }
 
-    /// A 500 for a store failure. The cause is logged here and not sent, because the
+    /// Logs a store failure and returns a 500. The cause is logged and not sent, because the
     /// client cannot act on it.
     pub fn internal(action: &str, err: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(error = %err, "management API cannot {action}");
@@ -95,15 +99,16 @@ impl ApiError {
             MappingError::InvalidEmail(ref email) => {
                 ApiError::invalid(FieldViolation { field: "email".to_string(), description: email.to_string() })
             }
-            MappingError::InvalidNumbers(ref numbers) => {
-                ApiError::invalid(FieldViolation { field: "phoneNumbers".to_string(), description: numbers.to_string() })
-            }
+            MappingError::InvalidNumbers(ref numbers) => ApiError::invalid(FieldViolation {
+                field: "phoneNumbers".to_string(),
+                description: numbers.to_string(),
+            }),
             other => ApiError::internal(action, &other),
         }
     }
 }
 
-/// The `error` text Sinch sends with each status.
+/// Returns the `error` text Sinch sends with each status.
 fn reason_phrase(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "Bad Request",
@@ -144,8 +149,8 @@ impl IntoResponse for ApiError {
 }
 
 impl From<JsonRejection> for ApiError {
-    /// Every unreadable body is a 400, as Sinch documents for malformed JSON and missing
-    /// fields, except a missing JSON content type, which is a 415.
+    /// Maps an unreadable body to 400, as Sinch documents for malformed JSON and missing
+    /// fields, and a missing JSON content type to 415.
     fn from(rejection: JsonRejection) -> ApiError {
         let status = match rejection {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

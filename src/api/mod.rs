@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{RawPathParams, Request, State};
 use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,7 +38,7 @@ pub const LOCAL_SERVICE_ID: &str = "local";
 /// The prefix of every Emails endpoint.
 const SERVICE_PREFIX: &str = "/v3/projects/{projectId}/services/{serviceId}";
 
-/// Returns the `{serviceId}` the API answers to: `fax.sinch.service_id` with the Sinch
+/// Returns the `{serviceId}` the API accepts: `fax.sinch.service_id` with the Sinch
 /// backend, [`LOCAL_SERVICE_ID`] with the outbox.
 pub fn service_id(config: &Config) -> String {
     match config.fax.backend {
@@ -47,7 +47,7 @@ pub fn service_id(config: &Config) -> String {
     }
 }
 
-/// What the handlers share.
+/// The state shared by the handlers.
 pub struct ApiState {
     project_id: String,
     service_id: String,
@@ -85,11 +85,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.credentials.clone(), auth::require_credentials));
     let monitoring =
         Router::new().route("/healthz", get(monitoring::healthz)).route("/metrics", get(monitoring::metrics));
-    emails
-        .merge(monitoring)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+    emails.merge(monitoring).fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` turns true or its sender is dropped;
@@ -102,12 +98,10 @@ pub async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::R
             }
         }
     };
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop)
-        .await
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(stop).await
 }
 
-/// Middleware that answers 404 unless `{projectId}` and `{serviceId}` are ours.
+/// Middleware that responds with 404 unless `{projectId}` and `{serviceId}` are ours.
 async fn check_service(
     State(state): State<Arc<ApiState>>,
     params: Result<RawPathParams, RawPathParamsRejection>,

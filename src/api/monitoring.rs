@@ -44,7 +44,7 @@ struct Health {
     listeners: BTreeMap<&'static str, &'static str>,
 }
 
-/// `GET /healthz`: 200 when the store answers and every listener serves, else 503.
+/// `GET /healthz`: 200 when the store responds and every listener serves, else 503.
 /// A store error is logged and not sent, because the endpoint needs no credentials.
 pub(super) async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
     let store_ok = match state.store.ping().await {

@@ -13,7 +13,7 @@ use crate::queue::{Job, JobState, Queue, QueueError};
 use crate::store::Store;
 
 /// The kind of every job these commands handle.
-// NOTE: only fax jobs are listed; jobs of other kinds (relayed faxes, report emails)
+// NOTE: only fax jobs are listed. Jobs of other kinds (relayed faxes, report emails)
 // are kept by their own queues and do not appear here.
 const FAX_KIND: &str = "fax";
 
@@ -96,7 +96,7 @@ async fn open(config: &Config) -> Result<Queue, Failure> {
     Ok(Queue::new(store, config.spool_dir()).with_lifetime(config.fax.max_queue_lifetime))
 }
 
-/// Turns a queue error into a one-line failure that says what is allowed.
+/// Turns a queue error into a one-line failure that names what is allowed.
 fn queue_failure(err: QueueError, config: &Config) -> Failure {
     match &err {
         QueueError::NotFound(_) => {
@@ -180,12 +180,7 @@ fn format_time(time: SystemTime) -> String {
     let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
     let of_day = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", of_day / 3600, of_day % 3600 / 60, of_day % 60)
 }
 
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day), with

@@ -4,9 +4,12 @@
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod daemon;
 pub mod fake_sinch;
+pub mod mail;
 pub mod pdf;
+pub mod sinch_config;
 pub mod smtp_client;
 
 use std::path::PathBuf;
