@@ -70,13 +70,10 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, message)
     }
 
-    /// Returns a 422 that names the field at fault.
+    /// Returns a 422 that names the field at fault in `details.fieldViolations`.
     pub fn invalid(violation: FieldViolation) -> ApiError {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            message: violation.to_string(),
-            violations: vec![violation],
-        }
+        let message = violation.description.clone();
+        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, message, violations: vec![violation] }
     }
 
     /// Logs a store failure and returns a 500. The cause is logged and not sent, because the
