@@ -48,7 +48,7 @@ fn mapping(email: &str, numbers: &[(&str, &str)]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emails_round_trip() {
-    let (_daemon, api) = start();
+    let (daemon, api) = start();
 
     // Permissions default to both, and the email is stored lower case.
     let added = api
@@ -96,6 +96,14 @@ async fn emails_round_trip() {
     let listed = api.get("/emails").await.json();
     assert_eq!(listed["emails"], json!([]), "{listed}");
     assert_eq!(listed["totalItems"], 0, "{listed}");
+
+    // Each change is logged with its method, path and email.
+    let log = daemon.log();
+    for event in ["mapping added", "mapping numbers replaced", "mapping removed"] {
+        let line = log.lines().find(|line| line.contains(event)).unwrap_or_else(|| panic!("no {event:?} in:\n{log}"));
+        assert!(line.contains(ALICE), "{line}");
+        assert!(line.contains("/v3/projects/local/services/local/emails"), "{line}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,13 +118,16 @@ async fn unknown_email_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn existing_email_conflicts() {
-    let (_daemon, api) = start();
+    let (daemon, api) = start();
     let body = json!({"email": ALICE, "phoneNumbers": [{"number": N1}]});
     assert_eq!(api.post("/emails", body.clone()).await.status, StatusCode::CREATED);
 
     let again = api.post("/emails", json!({"email": "ALICE@example.com", "phoneNumbers": [{"number": N2}]})).await;
     let error = assert_error(&again, 409);
     assert!(error["message"].as_str().unwrap().contains(ALICE), "{error}");
+    let log = daemon.log();
+    let line = log.lines().find(|line| line.contains("management API request rejected")).expect(&log);
+    assert!(line.contains("409"), "{line}");
     // The first mapping is unchanged.
     let numbers = api.get(&format!("/emails/{ALICE}/numbers")).await.json();
     assert_eq!(numbers["phoneNumbers"], json!([{"phoneNumber": N1, "permissions": "both"}]), "{numbers}");

@@ -26,7 +26,8 @@ async fn daemon_is_healthy() {
     );
 }
 
-/// A router on a fresh store in `dir`, served on a free loopback port.
+/// Serves the API router on a fresh store in `dir`, on a free loopback port. Returns the
+/// store, the base URL and the sender that stops the server.
 async fn serve_router(dir: &tempfile::TempDir, listeners: ListenerHealth) -> (Store, String, watch::Sender<bool>) {
     let config_path = dir.path().join("faxgate.toml");
     let text = format!("[gateway]\ndata_dir = {:?}\n[api]\npassword = \"secret\"\n", dir.path().display().to_string());

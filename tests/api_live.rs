@@ -59,8 +59,8 @@ async fn receive_only_permission_cannot_send() {
         .post("/emails", json!({"email": ALICE, "phoneNumbers": [{"number": ALICE_NUMBER, "permissions": "receive"}]}))
         .await;
     assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
-    let refused = tokio::task::block_in_place(|| send_fax(smtp, ALICE, TO));
-    assert!(refused.is(550, "5.7.1"), "{refused:?}");
+    let rejected = tokio::task::block_in_place(|| send_fax(smtp, ALICE, TO));
+    assert!(rejected.is(550, "5.7.1"), "{rejected:?}");
 
     let changed = api
         .put(&format!("/emails/{ALICE}"), json!({"phoneNumbers": [{"number": ALICE_NUMBER, "permissions": "both"}]}))

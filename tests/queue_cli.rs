@@ -1,6 +1,6 @@
-//! `faxgate queue` against the running daemon's store: show the history of a job sent
-//! with swaks, retry a failed job and see it submitted again, delete a queued job and
-//! see it never submitted, and the errors for unknown ids and wrong states.
+//! `faxgate queue` against the running daemon's store. `show` lists the history of a
+//! job sent with swaks, a retried failed job is submitted again, and a deleted queued
+//! job is never submitted. Unknown ids and wrong states fail with one line.
 
 mod support;
 

@@ -14,6 +14,11 @@ use crate::mappings::rules::FieldViolation;
 /// The realm sent in `WWW-Authenticate` with every 401.
 pub(crate) const REALM: &str = "faxgate";
 
+/// The message of an error response, kept in the response's extensions so that the
+/// request log can name it.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorMessage(pub String);
+
 /// An error response of the management API.
 #[derive(Debug)]
 pub struct ApiError {
@@ -135,6 +140,7 @@ impl IntoResponse for ApiError {
             details,
         };
         let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorMessage(self.message.clone()));
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = format!("Basic realm=\"{REALM}\", charset=\"UTF-8\"");
             if let Ok(value) = HeaderValue::from_str(&challenge) {

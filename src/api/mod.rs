@@ -21,6 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -85,7 +86,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.credentials.clone(), auth::require_credentials));
     let monitoring =
         Router::new().route("/healthz", get(monitoring::healthz)).route("/metrics", get(monitoring::metrics));
-    emails.merge(monitoring).fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
+    emails
+        .merge(monitoring)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(log_rejected))
+        .with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` turns true or its sender is dropped;
@@ -123,6 +129,27 @@ async fn check_service(
         }
     }
     next.run(request).await
+}
+
+/// Middleware that logs each request rejected with a 4xx, with its method, path,
+/// status and message: failed changes at info, failed reads at debug. A 401 is logged
+/// by the credentials check, and a 5xx where it happens.
+async fn log_rejected(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+
+    let status = response.status();
+    if !status.is_client_error() || status == StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let message = response.extensions().get::<error::ErrorMessage>().map(|m| m.0.as_str()).unwrap_or_default();
+    if method == Method::GET || method == Method::HEAD {
+        tracing::debug!(%method, %path, status = status.as_u16(), message, "management API request rejected");
+    } else {
+        tracing::info!(%method, %path, status = status.as_u16(), message, "management API request rejected");
+    }
+    response
 }
 
 async fn not_found() -> ApiError {

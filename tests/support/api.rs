@@ -43,7 +43,8 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client of `daemon`'s API for the project and service ids of an outbox daemon.
+    /// Creates a client of `daemon`'s API with the project and service ids of an outbox
+    /// daemon.
     pub fn new(daemon: &TestDaemon) -> ApiClient {
         ApiClient::for_service(&daemon.api_url(), PROJECT_ID, SERVICE_ID)
     }
