@@ -337,4 +337,10 @@ async fn empty_password_disables_api() {
     }
     assert_eq!(api.send(Method::GET, "/healthz", None, None).await.status, StatusCode::OK);
     assert!(daemon.log().contains("management API is disabled until api.password is set"), "{}", daemon.log());
+
+    // The client's idle keep-alive connection does not hold up a stop.
+    let started = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| daemon.terminate());
+    assert_eq!(status, Some(0), "{}", daemon.log());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "stopping took {:?}", started.elapsed());
 }
