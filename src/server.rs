@@ -55,13 +55,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let workers = tokio::spawn(queue::run_workers(
-        queue.clone(),
-        backend,
-        RetryPolicy::from_config(&config.fax),
-        config.fax.workers,
-        shutdown_rx.clone(),
-    ));
     let api_server = {
         let state = api::ApiState::new(&config, store.clone(), queue.clone(), listener_health.clone());
         let (health, shutdown) = (listener_health.clone(), shutdown_rx.clone());
@@ -73,6 +66,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
     };
 
+    let workers = tokio::spawn(queue::run_workers(
+        queue.clone(),
+        backend,
+        RetryPolicy::from_config(&config.fax),
+        config.fax.workers,
+        shutdown_rx.clone(),
+    ));
     let intake = Arc::new(Intake::new(config.clone(), mappings, queue));
     let smtp_server = {
         let settings = Arc::new(config.smtp.clone());
@@ -114,24 +114,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     info!("faxgate stopped");
     Ok(())
-}
-
-/// Binds `api.address`, and warns when the API turns every request away because
-/// `api.password` is empty.
-async fn bind_api(config: &Config) -> anyhow::Result<TcpListener> {
-    let address = config.api.address;
-    let socket = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address} (api.address)"))?;
-    if config.api.password.is_empty() {
-        warn!(
-            %address,
-            "the management API is disabled until api.password is set: its Emails endpoints answer 401; \
-             /healthz and /metrics still work"
-        );
-    }
-    info!(%address, project_id = %config.api.project_id, service_id = %api::service_id(config), "management API listener bound");
-    Ok(socket)
 }
 
 /// Waits for SIGTERM or SIGINT, reloading TLS on each SIGHUP meanwhile.
@@ -180,4 +162,22 @@ fn start_watchdog() -> Option<tokio::task::JoinHandle<()>> {
             notify_systemd(&[sd_notify::NotifyState::Watchdog]);
         }
     }))
+}
+
+/// Binds `api.address`, and warns when the API turns every request away because
+/// `api.password` is empty.
+async fn bind_api(config: &Config) -> anyhow::Result<TcpListener> {
+    let address = config.api.address;
+    let socket = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (api.address)"))?;
+    if config.api.password.is_empty() {
+        warn!(
+            %address,
+            "the management API is disabled until api.password is set: its Emails endpoints answer 401; \
+             /healthz and /metrics still work"
+        );
+    }
+    info!(%address, project_id = %config.api.project_id, service_id = %api::service_id(config), "management API listener bound");
+    Ok(socket)
 }
