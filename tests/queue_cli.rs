@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use support::daemon::{DOMAIN, Setup, TestDaemon, wait_for};
 use support::fake_sinch::FakeSinch;
 use support::mail::{queued_ids, send_fax};
-use support::sinch_config::sinch_table;
+use support::fake_sinch_config::sinch_table;
 
 const ALICE: &str = "alice@example.com";
 const TO: &str = "+14155552222";

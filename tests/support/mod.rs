@@ -7,9 +7,9 @@
 pub mod api;
 pub mod daemon;
 pub mod fake_sinch;
+pub mod fake_sinch_config;
 pub mod mail;
 pub mod pdf;
-pub mod sinch_config;
 pub mod smtp_client;
 
 use std::path::PathBuf;
