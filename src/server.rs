@@ -1,5 +1,6 @@
-//! `faxgate run`: opens the store, binds the listeners, starts the queue workers and
-//! the SMTP server, notifies systemd when it is ready, and handles signals.
+//! `faxgate run`: opens the store, binds the listeners, starts the queue workers, the
+//! management API and the SMTP server, notifies systemd when it is ready, and handles
+//! signals.
 //!
 //! SIGTERM and SIGINT stop accepting connections; open sessions get the grace period of
 //! `smtp.shutdown_grace`, the workers finish the submissions in flight, and the process
@@ -14,6 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::api;
 use crate::config::Config;
 use crate::fax;
 use crate::intake::Intake;
@@ -38,6 +40,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ => None,
     };
 
+    // The management API is bound first, so that it accepts connections by the time
+    // the SMTP listeners do and before systemd hears READY.
+    let listener_health = api::ListenerHealth::default();
+    let api_socket = bind_api(&config).await?;
+
     let mut listeners = Vec::new();
     for listener in &config.smtp.listeners {
         let socket = TcpListener::bind(listener.address)
@@ -48,6 +55,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let api_server = {
+        let state = api::ApiState::new(&config, store.clone(), queue.clone(), listener_health.clone());
+        let (health, shutdown) = (listener_health.clone(), shutdown_rx.clone());
+        health.set("api", true);
+        tokio::spawn(async move {
+            let result = api::serve(api_socket, api::router(Arc::new(state)), shutdown).await;
+            health.set("api", false);
+            result
+        })
+    };
+
     let workers = tokio::spawn(queue::run_workers(
         queue.clone(),
         backend,
@@ -60,7 +78,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let settings = Arc::new(config.smtp.clone());
         let hostname = config.gateway.hostname.clone();
         let (tls, shutdown) = (tls.clone(), shutdown_rx.clone());
-        tokio::spawn(async move { smtp::serve(listeners, settings, &hostname, tls, intake, shutdown).await })
+        let health = listener_health.clone();
+        health.set("smtp", true);
+        tokio::spawn(async move {
+            let result = smtp::serve(listeners, settings, &hostname, tls, intake, shutdown).await;
+            health.set("smtp", false);
+            result
+        })
     };
 
     notify_systemd(&[sd_notify::NotifyState::Ready]);
@@ -76,6 +100,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Ok(Ok(())) => {}
         Ok(Err(err)) => error!(error = %err, "SMTP server failed"),
         Err(err) => error!(error = %err, "SMTP server task failed"),
+    }
+    match api_server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => error!(error = %err, "management API server failed"),
+        Err(err) => error!(error = %err, "management API server task failed"),
     }
     if let Err(err) = workers.await {
         error!(error = %err, "queue workers failed");
@@ -139,4 +168,22 @@ fn start_watchdog(store: Store) -> Option<tokio::task::JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Binds `api.address`, and warns when the API turns every request away because
+/// `api.password` is empty.
+async fn bind_api(config: &Config) -> anyhow::Result<TcpListener> {
+    let address = config.api.address;
+    let socket = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (api.address)"))?;
+    if config.api.password.is_empty() {
+        warn!(
+            %address,
+            "the management API is disabled until api.password is set: its Emails endpoints answer 401; \
+             /healthz and /metrics still work"
+        );
+    }
+    info!(%address, project_id = %config.api.project_id, service_id = %api::service_id(config), "management API listener bound");
+    Ok(socket)
 }

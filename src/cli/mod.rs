@@ -1,4 +1,5 @@
-//! The `faxgate` command line: `run`, `check-config` and the `emails` commands.
+//! The `faxgate` command line: `run`, `check-config`, and the `emails` and `queue`
+//! commands.
 //!
 //! [`main`] parses the arguments with clap and returns the exit status. It is 0 on
 //! success and 1 on an operational error, such as a store that cannot be opened or a
@@ -7,6 +8,7 @@
 //! Every error is printed to stderr as one line, `faxgate: <what failed>; <what to do>`.
 
 mod emails;
+mod queue;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -49,6 +51,9 @@ enum Command {
     /// Manage which email addresses may send from or receive for which fax numbers
     #[command(subcommand)]
     Emails(emails::EmailsCommand),
+    /// List, show, retry and delete fax jobs
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
 }
 
 /// An error ready for the user: the one-line message and the exit status.
@@ -104,14 +109,18 @@ fn execute(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Run => run_daemon(config),
         Command::CheckConfig => print_stdout(&config.to_masked_toml()),
-        Command::Emails(command) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|err| Failure::operational(format!("cannot start the async runtime: {err}")))?;
-            runtime.block_on(emails::execute(command, &config))
-        }
+        Command::Emails(command) => block_on(emails::execute(command, &config)),
+        Command::Queue(command) => block_on(queue::execute(command, &config)),
     }
+}
+
+/// Runs a command's future on a single-threaded runtime.
+fn block_on(command: impl std::future::Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure::operational(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(command)
 }
 
 /// Writes `text` to stdout. A closed pipe, as when the output goes to `head`, ends the
@@ -221,6 +230,15 @@ mod tests {
         assert_eq!(path, PathBuf::from(config::DEFAULT_PATH));
         let (path, _) = config_path(None, None);
         assert_eq!(path, PathBuf::from(config::DEFAULT_PATH));
+    }
+
+    #[test]
+    fn queue_retry_needs_id_or_all() {
+        let err = Cli::try_parse_from(["faxgate", "queue", "retry"]).unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        let err = Cli::try_parse_from(["faxgate", "queue", "retry", "01J", "--all"]).unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        assert!(Cli::try_parse_from(["faxgate", "queue", "retry", "--all"]).is_ok());
     }
 
     #[test]

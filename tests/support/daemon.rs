@@ -136,6 +136,16 @@ password = "api-secret"
         self.addresses[0]
     }
 
+    /// Returns `api.address` as written in the configuration file.
+    pub fn api_addr(&self) -> SocketAddr {
+        faxgate::config::load(&self.config_path).expect("the test configuration is valid").api.address
+    }
+
+    /// Returns the base URL of the management API, such as `http://127.0.0.1:41234`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr())
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -4,8 +4,11 @@
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod daemon;
 pub mod fake_sinch;
+pub mod fake_sinch_config;
+pub mod mail;
 pub mod pdf;
 pub mod smtp_client;
 
