@@ -18,7 +18,10 @@ use crate::config::Config;
 use crate::fax;
 use crate::intake::Intake;
 use crate::mappings::Mappings;
-use crate::queue::{self, Queue, RetryPolicy};
+use crate::queue::{self, EmailQueue, Queue, RetryPolicy};
+use crate::relay::{Postmaster, Relay, run_email_workers};
+use crate::reports::Reporter;
+use crate::webhooks::{self, Dispatcher, InboundEvents, WebhookState};
 use crate::smtp;
 use crate::store::Store;
 
@@ -50,11 +53,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let workers = tokio::spawn(queue::run_workers(
         queue.clone(),
-        backend,
+        backend.clone(),
         RetryPolicy::from_config(&config.fax),
         config.fax.workers,
         shutdown_rx.clone(),
     ));
+
+    // Fax to email and delivery reports: the webhook listener, the dispatcher of
+    // received faxes, the report task and the email workers.
+    let fax_to_email = start_fax_to_email(&config, &store, &mappings, &queue, &backend, &shutdown_rx).await?;
+
     let intake = Arc::new(Intake::new(config.clone(), mappings, queue));
     let smtp_server = {
         let settings = Arc::new(config.smtp.clone());
@@ -80,11 +88,74 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Err(err) = workers.await {
         error!(error = %err, "queue workers failed");
     }
+    for (name, task) in fax_to_email {
+        if let Err(err) = task.await {
+            error!(task = name, error = %err, "task failed");
+        }
+    }
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
     info!("faxgate stopped");
     Ok(())
+}
+
+/// Binds the webhook listener and starts the tasks of the fax-to-email side; returns
+/// them by name so that shutdown can wait for each.
+async fn start_fax_to_email(
+    config: &Arc<Config>,
+    store: &Store,
+    mappings: &Mappings,
+    queue: &Queue,
+    backend: &Arc<fax::Backend>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<(&'static str, tokio::task::JoinHandle<()>)>> {
+    let policy = RetryPolicy::from_config(&config.fax);
+    let emails = EmailQueue::new(store.clone(), config.gateway.data_dir.join("mail-spool"), config.fax.max_queue_lifetime);
+    let events = InboundEvents::new(store.clone(), config.gateway.data_dir.join("inbound"), config.fax.max_queue_lifetime);
+    queue.keep_completed_documents(config.notifications.attach_copy && config.notifications.on_success);
+    let reporter = Reporter::new(store.clone(), queue.clone(), emails.clone(), backend.clone(), config.clone());
+    let relay = Arc::new(Relay::from_config(&config.relay)?);
+
+    let webhook_tls = match (&config.webhooks.tls_cert, &config.webhooks.tls_key) {
+        (Some(cert), Some(key)) => Some(smtp::TlsConfig::load(cert, key)?),
+        _ => None,
+    };
+    let listener = TcpListener::bind(config.webhooks.address)
+        .await
+        .with_context(|| format!("cannot listen on {} (webhooks.address)", config.webhooks.address))?;
+    if config.webhooks.password.is_empty() {
+        warn!("webhooks.password is empty: the webhook accepts anyone who knows webhooks.username; set a password");
+    }
+    info!(address = %config.webhooks.address, tls = webhook_tls.is_some(), "webhook listener bound");
+
+    let state = WebhookState { settings: Arc::new(config.webhooks.clone()), events: events.clone(), reporter: reporter.clone() };
+    let webhook_shutdown = shutdown.clone();
+    let webhook_server = tokio::spawn(async move {
+        if let Err(err) = webhooks::serve(listener, webhook_tls, state, webhook_shutdown).await {
+            error!(error = %err, "webhook listener failed");
+        }
+    });
+    let dispatcher = Dispatcher {
+        events,
+        emails: emails.clone(),
+        mappings: mappings.clone(),
+        backend: backend.clone(),
+        config: config.clone(),
+        policy,
+    };
+    let postmaster = (!config.relay.postmaster.is_empty()).then(|| Postmaster {
+        address: config.relay.postmaster.clone(),
+        from: config.relay.from.clone(),
+        hostname: config.gateway.hostname.clone(),
+    });
+    info!(relay = relay.name(), "email relay configured");
+    Ok(vec![
+        ("webhook listener", webhook_server),
+        ("received-fax dispatcher", tokio::spawn(webhooks::run_inbound_dispatcher(dispatcher, shutdown.clone()))),
+        ("delivery reports", tokio::spawn(reporter.run(shutdown.clone()))),
+        ("email worker", tokio::spawn(run_email_workers(emails, relay, policy, postmaster, shutdown.clone()))),
+    ])
 }
 
 /// Waits for SIGTERM or SIGINT, reloading TLS on each SIGHUP meanwhile.

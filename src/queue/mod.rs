@@ -24,17 +24,19 @@
 //! is queued, submitting, submitted or failed (so that `retry` can send it again and a
 //! report can attach it), and deleted when all of them are completed or deleted.
 
+pub mod email;
 mod spool;
 mod worker;
 
 pub(crate) use spool::write_atomic;
+pub use email::{EmailJob, EmailKind, EmailQueue, EmailRequest, EmailState};
 pub use worker::{RetryPolicy, run_workers};
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::Row;
@@ -214,6 +216,8 @@ pub enum QueueError {
     NotFound(String),
     #[error("cannot {action} job {id}: it is {state}")]
     WrongState { id: String, state: JobState, action: &'static str },
+    #[error("cannot {action} email job {id}: it is {state}")]
+    WrongEmailState { id: String, state: EmailState, action: &'static str },
     #[error("unknown job state {0:?}; expected one of queued, submitting, submitted, completed, failed, deleted")]
     UnknownState(String),
     #[error("job {id} has an invalid stored value: {reason}")]
@@ -239,6 +243,11 @@ struct Inner {
     notify: Notify,
     /// The lifetime given to new and retried jobs, in milliseconds.
     lifetime_ms: AtomicU64,
+    /// Wakes the report task when a job reaches `completed` or `failed`.
+    finished: Notify,
+    /// Whether completed jobs keep their spooled PDF until
+    /// [`Queue::release_completed_document`], so that a delivery report can attach it.
+    keep_completed_documents: AtomicBool,
 }
 
 /// The fields a state change sets besides `state`; `None` keeps the stored value.
@@ -258,6 +267,8 @@ impl Queue {
                 spool_dir,
                 notify: Notify::new(),
                 lifetime_ms: AtomicU64::new(DEFAULT_LIFETIME.as_millis() as u64),
+                finished: Notify::new(),
+                keep_completed_documents: AtomicBool::new(false),
             }),
         }
     }
@@ -271,6 +282,24 @@ impl Queue {
     pub(crate) fn set_lifetime(&self, lifetime: Duration) {
         let millis = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
         self.inner.lifetime_ms.store(millis, Ordering::Relaxed);
+    }
+
+    /// Keeps the PDF of completed jobs until [`Queue::release_completed_document`] is
+    /// called, for delivery reports that attach a copy (`notifications.attach_copy`).
+    pub fn keep_completed_documents(&self, keep: bool) {
+        self.inner.keep_completed_documents.store(keep, Ordering::Relaxed);
+    }
+
+    /// Deletes the spooled PDF of a completed job that was kept for its report, unless
+    /// another job still needs it.
+    pub async fn release_completed_document(&self, job: &Job) {
+        self.release_document(job).await;
+    }
+
+    /// Waits until a job may have reached `completed` or `failed`. Create the future
+    /// before reading the queue, as with [`Queue::notified`].
+    pub fn finished(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.finished.notified()
     }
 
     fn lifetime_ms(&self) -> i64 {
@@ -709,13 +738,21 @@ impl Queue {
         if to == JobState::Queued {
             self.inner.notify.notify_waiters();
         }
-        if matches!(to, JobState::Completed | JobState::Deleted) {
+        if matches!(to, JobState::Completed | JobState::Failed) {
+            self.inner.finished.notify_waiters();
+        }
+        let keep = to == JobState::Completed && self.inner.keep_completed_documents.load(Ordering::Relaxed);
+        if matches!(to, JobState::Completed | JobState::Deleted) && !keep {
             self.release_document(job).await;
         }
         Ok(true)
     }
 
     /// Deletes the job's spooled PDF when no job that may still need it uses it.
+    ///
+    /// NOTE: with `keep_completed_documents`, a completed job counts as done here too, so
+    /// a PDF shared with a job whose report is still pending may go early; that report
+    /// then says the copy is no longer available.
     async fn release_document(&self, job: &Job) {
         let document = document_name(&job.document);
         let in_use: Result<i64, sqlx::Error> = sqlx::query_scalar(
@@ -840,6 +877,6 @@ fn document_name(path: &std::path::Path) -> String {
     path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn time_from_ms(ms: i64) -> SystemTime {
+pub(crate) fn time_from_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
