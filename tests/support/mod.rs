@@ -7,7 +7,9 @@
 pub mod daemon;
 pub mod fake_sinch;
 pub mod pdf;
+pub mod relay_server;
 pub mod smtp_client;
+pub mod webhook_client;
 
 use std::path::PathBuf;
 use std::sync::Arc;
