@@ -226,8 +226,8 @@ mod tests {
 
     #[test]
     fn null_reverse_path_is_allowed() {
-        let envelope = envelope("", "bob@example.com").unwrap();
-        assert!(envelope.from().is_none());
+        let null_sender = envelope("", "bob@example.com").unwrap();
+        assert!(null_sender.from().is_none());
         assert!(envelope("fax@example.com", "not an address").unwrap_err().is_permanent());
     }
 }
