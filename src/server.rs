@@ -1,5 +1,7 @@
-//! `faxgate run`: opens the store, binds the listeners, starts the queue workers and
-//! the SMTP server, notifies systemd when it is ready, and handles signals.
+//! `faxgate run`: opens the store, binds the listeners, starts the queue workers, the
+//! SMTP server and the fax-to-email side (webhook listener, received-fax dispatcher,
+//! delivery reports, email workers), notifies systemd when it is ready, and handles
+//! signals.
 //!
 //! SIGTERM and SIGINT stop accepting connections; open sessions get the grace period of
 //! `smtp.shutdown_grace`, the workers finish the submissions in flight, and the process
@@ -111,7 +113,7 @@ async fn start_fax_to_email(
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<(&'static str, tokio::task::JoinHandle<()>)>> {
     let policy = RetryPolicy::from_config(&config.fax);
-    let emails = EmailQueue::new(store.clone(), config.gateway.data_dir.join("mail-spool"), config.fax.max_queue_lifetime);
+    let emails = EmailQueue::from_config(store.clone(), config);
     let events = InboundEvents::new(store.clone(), config.gateway.data_dir.join("inbound"), config.fax.max_queue_lifetime);
     queue.keep_completed_documents(config.notifications.attach_copy && config.notifications.on_success);
     let reporter = Reporter::new(store.clone(), queue.clone(), emails.clone(), backend.clone(), config.clone());

@@ -258,3 +258,37 @@ fn maildir_relay_stores_in_new() {
     assert_eq!(std::fs::read_dir(maildir.join("tmp")).unwrap().count(), 0);
     assert!(maildir.join("cur").is_dir());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_served_over_https() {
+    let relay = RelayServer::start(RelayTls::RequireStarttls);
+    // The daemon's test certificate for localhost, written next to its configuration.
+    let setup = Setup { webhooks_extra: "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"".to_string(), ..Setup::default() };
+    let daemon = tokio::task::block_in_place(|| daemon_with_receivers(&relay, setup));
+
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(daemon.ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/webhooks/sinch", daemon.webhook_addr.port());
+    let pdf = make_pdf(&[LETTER, LETTER]);
+    let fax = incoming_fax("01FAXHTTPS0000000000000000", CALLER, ACCOUNT, 2);
+    let (content_type, body) = multipart_body("INCOMING_FAX", &fax, Some(&pdf));
+    let response = client
+        .post(&url)
+        .basic_auth(USER, Some(PASSWORD))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("the HTTPS webhook answers");
+    assert_eq!(response.status().as_u16(), 200);
+
+    let plain = reqwest::Client::new().post(format!("http://{}/webhooks/sinch", daemon.webhook_addr)).send().await;
+    assert!(plain.is_err() || plain.unwrap().status().as_u16() != 200, "plain HTTP was served");
+
+    let mails = wait_for_mail(&relay, ALICE, 1, &daemon).await;
+    check_fax_email(&mails[0], "01FAXHTTPS0000000000000000", &pdf);
+}

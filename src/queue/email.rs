@@ -65,6 +65,9 @@ pub const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS email_job_events_job ON email_job_events (job_id, seq)",
 ];
 
+/// Folder under `data_dir` that holds the rendered messages.
+pub const SPOOL_FOLDER: &str = "mail-spool";
+
 macro_rules! email_columns {
     () => {
         "id, kind, source, state, reverse_path, recipient, message_id, subject, message, created_at, \
@@ -221,6 +224,12 @@ impl EmailQueue {
     /// delivered within `lifetime` (`fax.max_queue_lifetime`).
     pub fn new(store: Store, spool_dir: PathBuf, lifetime: Duration) -> EmailQueue {
         EmailQueue { inner: Arc::new(Inner { store, spool_dir, notify: Notify::new(), lifetime }) }
+    }
+
+    /// Creates the queue the daemon uses: messages in `<data_dir>/mail-spool`, lifetime
+    /// `fax.max_queue_lifetime`. The management API and the CLI open it the same way.
+    pub fn from_config(store: Store, config: &crate::config::Config) -> EmailQueue {
+        EmailQueue::new(store, config.gateway.data_dir.join(SPOOL_FOLDER), config.fax.max_queue_lifetime)
     }
 
     pub fn spool_dir(&self) -> &Path {
