@@ -125,3 +125,38 @@ async fn relay_without_starttls_gets_nothing() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(relay.messages().is_empty(), "a message went out without TLS");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_relay_delivers() {
+    let relay = RelayServer::start(RelayTls::Implicit);
+    let daemon = tokio::task::block_in_place(|| daemon_for(&relay, ""));
+    let pdf = make_pdf(&[LETTER]);
+    post_fax(&daemon, "01FAXIMPLICIT0000000000000", &pdf).await;
+
+    let mail = wait_for_mail(&relay, ALICE, &daemon).await;
+    assert_eq!(mail.attachments()[0].1, pdf);
+    assert_eq!(mail.subject(), format!("Fax received on {ACCOUNT}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_email_tells_postmaster_once() {
+    let relay = RelayServer::start(RelayTls::RequireStarttls);
+    let daemon = tokio::task::block_in_place(|| {
+        let daemon = TestDaemon::start(Setup { relay: Some(relay.relay_table("postmaster@example.com")), ..Setup::default() });
+        daemon.add_mapping("reject-me@example.com", &[&format!("{ACCOUNT}:receive")]);
+        daemon
+    });
+    post_fax(&daemon, "01FAXREJECTED0000000000000", &make_pdf(&[LETTER])).await;
+
+    let notice = wait_for_mail(&relay, "postmaster@example.com", &daemon).await;
+    assert_eq!(notice.subject(), "Undelivered fax email to reject-me@example.com");
+    assert_eq!(notice.mail_from, "<>", "the notice goes with the null reverse path");
+    assert_eq!(notice.header("Auto-Submitted").as_deref(), Some("auto-generated"));
+    let body = notice.body_text();
+    assert!(body.contains("550"), "{body}");
+    assert!(body.contains("Kind:        inbound"), "{body}");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(relay.messages().len(), 1, "{}", daemon.log());
+    assert!(daemon.log().contains("email rejected by the relay"));
+}

@@ -67,6 +67,8 @@ impl RelayedMail {
 pub enum RelayTls {
     /// STARTTLS offered and required before MAIL.
     RequireStarttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
     /// No STARTTLS offered: a clear-text only server.
     None,
 }
@@ -103,11 +105,13 @@ impl RelayServer {
         self.dir.path().join("ca.pem")
     }
 
-    /// The `[relay]` table that makes the daemon send through this relay with
-    /// `tls = "starttls"`, sending from `from` and reporting failures to `postmaster`.
+    /// The `[relay]` table that makes the daemon send through this relay (with
+    /// `tls = "implicit"` for an implicit-TLS relay, else `"starttls"`), from
+    /// `fax@fax.example.com`, reporting failures to `postmaster`.
     pub fn relay_table(&self, postmaster: &str) -> String {
+        let tls = if self.mode == RelayTls::Implicit { "implicit" } else { "starttls" };
         format!(
-            "backend = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nfrom = \"fax@fax.example.com\"\n\
+            "backend = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"{tls}\"\nfrom = \"fax@fax.example.com\"\n\
              postmaster = \"{postmaster}\"\nca_file = \"{}\"\n",
             self.port,
             self.ca_file().display()
@@ -127,9 +131,12 @@ impl RelayServer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if self.mode == RelayTls::RequireStarttls {
+        if self.mode != RelayTls::None {
             command.arg("--tls-cert").arg(self.dir.path().join("server.pem"));
             command.arg("--tls-key").arg(self.dir.path().join("server.key"));
+        }
+        if self.mode == RelayTls::Implicit {
+            command.arg("--implicit");
         }
         let mut child = command.spawn().expect("start /usr/bin/python3 with aiosmtpd (apt-get install python3-aiosmtpd)");
         let stdout = child.stdout.take().unwrap();
