@@ -122,7 +122,8 @@ impl Reporter {
         .await?;
         for row in rows {
             let text: String = row.try_get("fax")?;
-            let Some(details) = serde_json::from_str(&text).ok().and_then(|v: serde_json::Value| FaxDetails::from_json(&v))
+            let Some(details) =
+                serde_json::from_str(&text).ok().and_then(|v: serde_json::Value| FaxDetails::from_json(&v))
             else {
                 continue;
             };
@@ -145,7 +146,9 @@ impl Reporter {
                         tracing::error!(job_id = %job.id, fax_id = %fax_id, error = %err, "cannot record a polled fax result");
                     }
                 }
-                Err(err) => tracing::warn!(job_id = %job.id, fax_id = %fax_id, error = %err, "cannot poll the fax status; will try again"),
+                Err(err) => {
+                    tracing::warn!(job_id = %job.id, fax_id = %fax_id, error = %err, "cannot poll the fax status; will try again")
+                }
             }
         }
         Ok(())
@@ -155,9 +158,8 @@ impl Reporter {
     /// that ended within `fax.max_queue_lifetime` are considered, so a store from an
     /// older version does not send reports for old jobs.
     async fn queue_reports(&self) -> Result<(), QueueError> {
-        let cutoff = now_ms().saturating_sub(
-            i64::try_from(self.inner.config.fax.max_queue_lifetime.as_millis()).unwrap_or(i64::MAX),
-        );
+        let cutoff = now_ms()
+            .saturating_sub(i64::try_from(self.inner.config.fax.max_queue_lifetime.as_millis()).unwrap_or(i64::MAX));
         let rows = sqlx::query(
             "SELECT j.id, j.updated_at FROM fax_jobs j WHERE j.state IN ('completed', 'failed') AND j.updated_at >= ? \
              AND NOT EXISTS (SELECT 1 FROM fax_reports r WHERE r.job_id = j.id AND r.version = j.updated_at) \

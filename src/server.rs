@@ -23,9 +23,9 @@ use crate::mappings::Mappings;
 use crate::queue::{self, EmailQueue, Queue, RetryPolicy};
 use crate::relay::{Postmaster, Relay, run_email_workers};
 use crate::reports::Reporter;
-use crate::webhooks::{self, Dispatcher, InboundEvents, WebhookState};
 use crate::smtp;
 use crate::store::Store;
+use crate::webhooks::{self, Dispatcher, InboundEvents, WebhookState};
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -114,7 +114,8 @@ async fn start_fax_to_email(
 ) -> anyhow::Result<Vec<(&'static str, tokio::task::JoinHandle<()>)>> {
     let policy = RetryPolicy::from_config(&config.fax);
     let emails = EmailQueue::from_config(store.clone(), config);
-    let events = InboundEvents::new(store.clone(), config.gateway.data_dir.join("inbound"), config.fax.max_queue_lifetime);
+    let events =
+        InboundEvents::new(store.clone(), config.gateway.data_dir.join("inbound"), config.fax.max_queue_lifetime);
     queue.keep_completed_documents(config.notifications.attach_copy && config.notifications.on_success);
     let reporter = Reporter::new(store.clone(), queue.clone(), emails.clone(), backend.clone(), config.clone());
     let relay = Arc::new(Relay::from_config(&config.relay)?);
@@ -131,7 +132,11 @@ async fn start_fax_to_email(
     }
     info!(address = %config.webhooks.address, tls = webhook_tls.is_some(), "webhook listener bound");
 
-    let state = WebhookState { settings: Arc::new(config.webhooks.clone()), events: events.clone(), reporter: reporter.clone() };
+    let state = WebhookState {
+        settings: Arc::new(config.webhooks.clone()),
+        events: events.clone(),
+        reporter: reporter.clone(),
+    };
     let webhook_shutdown = shutdown.clone();
     let webhook_server = tokio::spawn(async move {
         if let Err(err) = webhooks::serve(listener, webhook_tls, state, webhook_shutdown).await {

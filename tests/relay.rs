@@ -142,7 +142,8 @@ async fn implicit_tls_relay_delivers() {
 async fn rejected_email_tells_postmaster_once() {
     let relay = RelayServer::start(RelayTls::RequireStarttls);
     let daemon = tokio::task::block_in_place(|| {
-        let daemon = TestDaemon::start(Setup { relay: Some(relay.relay_table("postmaster@example.com")), ..Setup::default() });
+        let daemon =
+            TestDaemon::start(Setup { relay: Some(relay.relay_table("postmaster@example.com")), ..Setup::default() });
         daemon.add_mapping("reject-me@example.com", &[&format!("{ACCOUNT}:receive")]);
         daemon
     });

@@ -38,7 +38,11 @@ async fn wait_for_mail(relay: &RelayServer, recipient: &str, count: usize, daemo
         if mails.len() >= count {
             return mails;
         }
-        assert!(std::time::Instant::now() < deadline, "{count} emails to {recipient} did not arrive:\n{}", daemon.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} emails to {recipient} did not arrive:\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -47,7 +51,11 @@ async fn wait_for_mail(relay: &RelayServer, recipient: &str, count: usize, daemo
 fn check_fax_email(mail: &RelayedMail, fax_id: &str, pdf: &[u8]) {
     assert_eq!(mail.header("From").as_deref(), Some("+14155550100@fax.example.com"));
     assert_eq!(mail.subject(), format!("Fax received on {ACCOUNT}"));
-    assert!(mail.header("Message-ID").is_some_and(|id| id.ends_with("@fax.example.com>")), "{:?}", mail.header("Message-ID"));
+    assert!(
+        mail.header("Message-ID").is_some_and(|id| id.ends_with("@fax.example.com>")),
+        "{:?}",
+        mail.header("Message-ID")
+    );
     assert!(mail.header("Date").is_some());
     assert_eq!(mail.header("MIME-Version").as_deref(), Some("1.0"));
     let attachments = mail.attachments();
@@ -139,7 +147,8 @@ async fn repeated_webhooks_give_one_email() {
 
 /// Counts the stored webhook events in the daemon's database.
 async fn stored_events(daemon: &TestDaemon) -> i64 {
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(daemon.data_dir().join("faxgate.db")).read_only(true);
+    let options =
+        sqlx::sqlite::SqliteConnectOptions::new().filename(daemon.data_dir().join("faxgate.db")).read_only(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
     let count = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events").fetch_one(&pool).await.unwrap();
     pool.close().await;
@@ -166,7 +175,11 @@ async fn bad_requests_are_rejected() {
     let cases: &[(&str, &[u8], &str)] = &[
         ("application/json", b"{not json", "invalid JSON"),
         ("application/json", br#"{"event":"INCOMING_FAX"}"#, "missing field fax"),
-        ("application/json", br#"{"event":"INCOMING_FAX","fax":{"id":"X1","to":"+14155552222"},"file":"aGVsbG8="}"#, "not a PDF"),
+        (
+            "application/json",
+            br#"{"event":"INCOMING_FAX","fax":{"id":"X1","to":"+14155552222"},"file":"aGVsbG8="}"#,
+            "not a PDF",
+        ),
         ("application/json", br#"{"event":"INCOMING_FAX","fax":{"id":"X2","to":"nobody"}}"#, "fax.to"),
         ("multipart/form-data; boundary=nothing", b"garbage", "multipart"),
         ("text/plain", b"hello", "Content-Type"),
@@ -263,7 +276,8 @@ fn maildir_relay_stores_in_new() {
 async fn webhook_served_over_https() {
     let relay = RelayServer::start(RelayTls::RequireStarttls);
     // The daemon's test certificate for localhost, written next to its configuration.
-    let setup = Setup { webhooks_extra: "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"".to_string(), ..Setup::default() };
+    let setup =
+        Setup { webhooks_extra: "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"".to_string(), ..Setup::default() };
     let daemon = tokio::task::block_in_place(|| daemon_with_receivers(&relay, setup));
 
     #[allow(deprecated)]

@@ -347,9 +347,11 @@ impl EmailQueue {
                 .fetch_all(self.pool())
                 .await?
             }
-            None => sqlx::query(concat!("SELECT ", email_columns!(), " FROM email_jobs ORDER BY created_at, id"))
-                .fetch_all(self.pool())
-                .await?,
+            None => {
+                sqlx::query(concat!("SELECT ", email_columns!(), " FROM email_jobs ORDER BY created_at, id"))
+                    .fetch_all(self.pool())
+                    .await?
+            }
         };
         rows.iter().map(|row| self.job_from_row(row)).collect()
     }

@@ -97,10 +97,8 @@ impl Relay {
                     let path_text = path.display().to_string();
                     let pem = std::fs::read(path)
                         .map_err(|source| RelayConfigError::CaFile { path: path_text.clone(), source })?;
-                    let certificate = Certificate::from_pem(&pem).map_err(|err| RelayConfigError::CaCertificate {
-                        path: path_text,
-                        reason: err.to_string(),
-                    })?;
+                    let certificate = Certificate::from_pem(&pem)
+                        .map_err(|err| RelayConfigError::CaCertificate { path: path_text, reason: err.to_string() })?;
                     parameters = parameters.add_root_certificate(certificate);
                 }
                 let parameters = parameters
@@ -115,10 +113,8 @@ impl Relay {
                     .tls(tls)
                     .timeout(Some(SMTP_TIMEOUT));
                 if !relay.username.is_empty() {
-                    builder = builder.credentials(Credentials::new(
-                        relay.username.clone(),
-                        relay.password.expose().to_string(),
-                    ));
+                    builder = builder
+                        .credentials(Credentials::new(relay.username.clone(), relay.password.expose().to_string()));
                 }
                 Ok(Relay::Smtp { transport: builder.build(), host: relay.host.clone(), port: relay.port })
             }
@@ -159,9 +155,11 @@ fn envelope(reverse_path: &str, recipient: &str) -> Result<Envelope, RelayError>
     let from = if reverse_path.is_empty() {
         None
     } else {
-        Some(reverse_path.parse::<Address>().map_err(|err| {
-            RelayError::permanent(format!("invalid envelope sender {reverse_path:?}: {err}"))
-        })?)
+        Some(
+            reverse_path
+                .parse::<Address>()
+                .map_err(|err| RelayError::permanent(format!("invalid envelope sender {reverse_path:?}: {err}")))?,
+        )
     };
     let to = recipient
         .parse::<Address>()
@@ -195,14 +193,12 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// Writes `message` into the Maildir at `dir`, creating `tmp/`, `new/` and `cur/` when
 /// missing. The name follows the usual `<time>.<unique>.<host>` form.
 fn write_maildir(dir: &Path, message: &[u8]) -> Result<(), RelayError> {
-    let io_error = |err: std::io::Error| RelayError::temporary(format!("cannot write to the maildir {}: {err}", dir.display()));
+    let io_error =
+        |err: std::io::Error| RelayError::temporary(format!("cannot write to the maildir {}: {err}", dir.display()));
     for sub in ["tmp", "new", "cur"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(io_error)?;
     }
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let name = format!("{seconds}.{}_{}.faxgate", ulid::Ulid::new(), std::process::id());
     let temp = crate::queue::write_atomic(&dir.join("tmp"), &name, message).map_err(io_error)?;
     std::fs::rename(&temp, dir.join("new").join(&name)).map_err(io_error)?;

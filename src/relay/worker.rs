@@ -90,7 +90,13 @@ pub async fn run_email_workers(
     tracing::info!("email worker stopped");
 }
 
-async fn process(queue: &EmailQueue, relay: &Relay, policy: &RetryPolicy, postmaster: Option<&Postmaster>, job: EmailJob) {
+async fn process(
+    queue: &EmailQueue,
+    relay: &Relay,
+    policy: &RetryPolicy,
+    postmaster: Option<&Postmaster>,
+    job: EmailJob,
+) {
     let message = match tokio::fs::read(&job.message).await {
         Ok(message) => message,
         Err(err) => {

@@ -227,13 +227,15 @@ impl InboundEvents {
     }
 
     async fn finish(&self, event: &StoredEvent, state: &str, error: Option<&str>) -> Result<(), QueueError> {
-        sqlx::query("UPDATE webhook_events SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?")
-            .bind(state)
-            .bind(error)
-            .bind(now_ms())
-            .bind(&event.id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE webhook_events SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?",
+        )
+        .bind(state)
+        .bind(error)
+        .bind(now_ms())
+        .bind(&event.id)
+        .execute(self.pool())
+        .await?;
         self.remove_document(event.document.as_deref()).await;
         Ok(())
     }
@@ -326,7 +328,14 @@ impl Dispatcher {
 
         let mut email_job_ids = Vec::new();
         for receiver in &receivers {
-            let (request, message) = match render_inbound(&self.config, &details, event.event_time.as_deref(), &to, receiver, &pdf) {
+            let (request, message) = match render_inbound(
+                &self.config,
+                &details,
+                event.event_time.as_deref(),
+                &to,
+                receiver,
+                &pdf,
+            ) {
                 Ok(rendered) => rendered,
                 Err(err) => {
                     tracing::error!(fax_id = %event.fax_id, recipient = %receiver, error = %err, "cannot write the email for a received fax");
@@ -386,7 +395,9 @@ impl Dispatcher {
                         }
                         event.document = Some(name);
                     }
-                    Err(err) => tracing::warn!(fax_id = %event.fax_id, error = %err, "cannot spool the downloaded fax file"),
+                    Err(err) => {
+                        tracing::warn!(fax_id = %event.fax_id, error = %err, "cannot spool the downloaded fax file")
+                    }
                 }
                 tracing::info!(fax_id = %event.fax_id, bytes = pdf.len(), "downloaded the received fax from the fax API");
                 Some(pdf)
@@ -442,10 +453,15 @@ fn render_inbound(
         // comes from relay.from instead.
         None => config.relay.from.clone(),
     };
-    let caller_text = caller.as_ref().map(Number::to_string).unwrap_or_else(|| {
-        details.from.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| "unknown".to_string())
-    });
-    let time = details.time.clone().or_else(|| event_time.map(str::to_string)).unwrap_or_else(|| format_utc(SystemTime::now()));
+    let caller_text = caller
+        .as_ref()
+        .map(Number::to_string)
+        .unwrap_or_else(|| details.from.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| "unknown".to_string()));
+    let time = details
+        .time
+        .clone()
+        .or_else(|| event_time.map(str::to_string))
+        .unwrap_or_else(|| format_utc(SystemTime::now()));
     let pages = details.pages.map(|p| p.to_string()).unwrap_or_else(|| "unknown".to_string());
     let subject = format!("Fax received on {to}");
     let body = format!(
@@ -455,7 +471,8 @@ fn render_inbound(
     );
 
     let message_id = new_message_id(&config.gateway.hostname);
-    let file_name = format!("fax-{}.pdf", details.id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "_"));
+    let file_name =
+        format!("fax-{}.pdf", details.id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "_"));
     let message = Message::builder()
         .from(from.parse().map_err(|err| format!("sender {from:?}: {err}"))?)
         .to(receiver.parse().map_err(|err| format!("recipient {receiver:?}: {err}"))?)
@@ -463,12 +480,10 @@ fn render_inbound(
         .date_now()
         .message_id(Some(format!("<{message_id}>")))
         .multipart(
-            MultiPart::mixed()
-                .singlepart(SinglePart::plain(body))
-                .singlepart(
-                    Attachment::new(file_name)
-                        .body(pdf.to_vec(), ContentType::parse("application/pdf").map_err(|err| err.to_string())?),
-                ),
+            MultiPart::mixed().singlepart(SinglePart::plain(body)).singlepart(
+                Attachment::new(file_name)
+                    .body(pdf.to_vec(), ContentType::parse("application/pdf").map_err(|err| err.to_string())?),
+            ),
         )
         .map_err(|err| err.to_string())?;
     let request = EmailRequest {

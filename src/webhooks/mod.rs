@@ -159,20 +159,13 @@ async fn receive(State(state): State<WebhookState>, request: Request) -> Respons
     }
 
     let limit = state.settings.max_body_size;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit) {
         return too_large(limit);
     }
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = match axum::body::to_bytes(request.into_body(), usize::try_from(limit).unwrap_or(usize::MAX)).await {
         Ok(body) => body,
         Err(err) if is_length_limit(&err) => return too_large(limit),
@@ -297,7 +290,10 @@ fn accepted(result: &str) -> Response {
 }
 
 fn too_large(limit: u64) -> Response {
-    error(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body exceeds the limit of {limit} bytes (webhooks.max_body_size)"))
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("the body exceeds the limit of {limit} bytes (webhooks.max_body_size)"),
+    )
 }
 
 /// Builds an error reply in Sinch's error shape.

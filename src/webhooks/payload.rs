@@ -47,9 +47,9 @@ impl Payload {
             "application/json" => Payload::from_json(&body),
             "multipart/form-data" => Payload::from_multipart(content_type, body).await,
             "" => Err(invalid("missing Content-Type; expected application/json or multipart/form-data")),
-            other => {
-                Err(invalid(format!("unsupported Content-Type {other:?}; expected application/json or multipart/form-data")))
-            }
+            other => Err(invalid(format!(
+                "unsupported Content-Type {other:?}; expected application/json or multipart/form-data"
+            ))),
         }
     }
 
@@ -90,7 +90,8 @@ impl Payload {
         let file = match encoded {
             Some(text) => {
                 let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                let bytes = BASE64.decode(compact).map_err(|err| invalid(format!("the file is not valid base64: {err}")))?;
+                let bytes =
+                    BASE64.decode(compact).map_err(|err| invalid(format!("the file is not valid base64: {err}")))?;
                 Some(bytes)
             }
             None => None,
@@ -108,8 +109,10 @@ impl Payload {
             .map_err(|err| invalid(format!("invalid multipart body: {}", err.body_text())))?;
 
         let (mut event, mut event_time, mut fax, mut file) = (None, None, None, None);
-        while let Some(field) =
-            multipart.next_field().await.map_err(|err| invalid(format!("invalid multipart body: {}", err.body_text())))?
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|err| invalid(format!("invalid multipart body: {}", err.body_text())))?
         {
             let name = field.name().unwrap_or("").to_string();
             let bytes = field
@@ -134,7 +137,12 @@ impl Payload {
         Payload::build(event, event_time, fax, file.filter(|f| !f.is_empty()))
     }
 
-    fn build(event: String, event_time: Option<String>, fax: Value, file: Option<Vec<u8>>) -> Result<Payload, PayloadError> {
+    fn build(
+        event: String,
+        event_time: Option<String>,
+        fax: Value,
+        file: Option<Vec<u8>>,
+    ) -> Result<Payload, PayloadError> {
         if !fax.is_object() {
             return Err(invalid("field fax must be a JSON object"));
         }
@@ -219,7 +227,11 @@ mod tests {
             ("application/json", r#"{"event":"INCOMING_FAX","fax":{}}"#, "no id"),
             ("application/json", r#"{"event":"INCOMING_FAX","fax":{"id":"1"},"file":"!!"}"#, "base64"),
             ("application/json", r#"{"event":"INCOMING_FAX","fax":{"id":"1"},"file":"aGVsbG8="}"#, "not a PDF"),
-            ("application/json", r#"{"event":"INCOMING_FAX","fax":{"id":"1"},"file":"JVBERi0=","fileType":"TIFF"}"#, "only PDF"),
+            (
+                "application/json",
+                r#"{"event":"INCOMING_FAX","fax":{"id":"1"},"file":"JVBERi0=","fileType":"TIFF"}"#,
+                "only PDF",
+            ),
             ("text/plain", "hello", "unsupported Content-Type"),
         ];
         for (content_type, body, expected) in cases {

@@ -138,7 +138,8 @@ impl RelayServer {
         if self.mode == RelayTls::Implicit {
             command.arg("--implicit");
         }
-        let mut child = command.spawn().expect("start /usr/bin/python3 with aiosmtpd (apt-get install python3-aiosmtpd)");
+        let mut child =
+            command.spawn().expect("start /usr/bin/python3 with aiosmtpd (apt-get install python3-aiosmtpd)");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();

@@ -111,7 +111,8 @@ impl Webhook {
 pub fn multipart_body(event: &str, fax: &Value, pdf: Option<&[u8]>) -> (String, Vec<u8>) {
     let boundary = format!("webhooktest{}", ulid::Ulid::new());
     let mut body = Vec::new();
-    for (name, value) in [("event", event.to_string()), ("eventTime", "2026-01-02T03:04:40Z".to_string()), ("fax", fax.to_string())]
+    for (name, value) in
+        [("event", event.to_string()), ("eventTime", "2026-01-02T03:04:40Z".to_string()), ("fax", fax.to_string())]
     {
         body.extend_from_slice(
             format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
