@@ -49,8 +49,8 @@ pub const SCHEMA: &[&str] = &[
     )",
 ];
 
-/// Longest wait of the report task between two looks at the queue. Jobs that end in
-/// this process wake it at once; this bounds the delay for results applied elsewhere.
+/// Maximum wait of the report task between two reads of the queue. Jobs that end in
+/// this process wake it at once, so this bounds the delay for results applied elsewhere.
 const TICK: Duration = Duration::from_secs(2);
 
 /// Shortest and longest interval between two status polls.
@@ -81,9 +81,9 @@ impl Reporter {
     }
 
     /// Stores a final fax result and applies it to its job. Returns the job when it
-    /// moved from `submitted` to `completed` or `failed`; `None` when no submitted job has
-    /// this fax id yet (the result is kept) or the result was applied before. A status
-    /// that is not final is ignored.
+    /// moved from `submitted` to `completed` or `failed`. Returns `None` when no submitted
+    /// job has this fax id yet (the result is kept for later) or the result was applied
+    /// before. A status that is not final is ignored.
     pub async fn record_result(&self, details: &FaxDetails) -> Result<Option<Job>, QueueError> {
         let status = match details.status {
             FaxStatus::Completed => "COMPLETED",
@@ -219,10 +219,25 @@ impl Reporter {
         .bind(now_ms())
         .execute(self.pool())
         .await?;
-        if success && notifications.attach_copy {
+        if success && notifications.attach_copy && !self.document_awaits_report(job).await? {
             self.inner.queue.release_completed_document(job).await;
         }
         Ok(())
+    }
+
+    /// Reports whether another completed job of the same message still waits for its
+    /// report, which may attach the shared PDF.
+    async fn document_awaits_report(&self, job: &Job) -> Result<bool, QueueError> {
+        let document = job.document.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM fax_jobs j WHERE j.document = ? AND j.id != ? AND j.state = 'completed' \
+             AND NOT EXISTS (SELECT 1 FROM fax_reports r WHERE r.job_id = j.id AND r.version = j.updated_at)",
+        )
+        .bind(&document)
+        .bind(&job.id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(waiting > 0)
     }
 
     /// Runs the report task until `shutdown` turns true: applies waiting results, polls
@@ -309,9 +324,9 @@ async fn render_report(
 
     let reason = failure_reason(job, details);
     let subject = if success {
-        let shown = if sent > 0 { sent } else { total };
-        let unit = if shown == 1 { "page" } else { "pages" };
-        format!("Fax to {} delivered ({shown} {unit})", job.to_number)
+        let counted = if sent > 0 { sent } else { total };
+        let unit = if counted == 1 { "page" } else { "pages" };
+        format!("Fax to {} delivered ({counted} {unit})", job.to_number)
     } else {
         format!("Fax to {} failed: {reason}", job.to_number)
     };
@@ -383,8 +398,8 @@ async fn render_report(
     Ok((request, message.formatted()))
 }
 
-/// The reason a fax failed, for the subject: the API's message, else its error type
-/// and code, else the job's last error.
+/// Returns the reason a fax failed, for the subject: the API's message, else its error
+/// type and code, else the job's last error.
 fn failure_reason(job: &Job, details: Option<&FaxDetails>) -> String {
     let from_details = details.and_then(|d| {
         d.error_message.clone().or_else(|| {

@@ -74,8 +74,8 @@ impl FaxDetails {
         }
     }
 
-    /// The record the queue stores: the error is the API's message, or its type and
-    /// code when there is no message.
+    /// Builds the record the queue stores. Its error is the API's message, or the error
+    /// type and code when there is no message.
     pub fn record(&self) -> FaxRecord {
         let error = self.error_message.clone().or_else(|| {
             let error_type = self.error_type.as_ref()?;

@@ -65,7 +65,7 @@ pub const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS email_job_events_job ON email_job_events (job_id, seq)",
 ];
 
-/// Folder under `data_dir` that holds the rendered messages.
+/// Folder under `data_dir` that contains the rendered messages.
 pub const SPOOL_FOLDER: &str = "mail-spool";
 
 macro_rules! email_columns {
@@ -75,7 +75,7 @@ macro_rules! email_columns {
     };
 }
 
-/// What an email job carries.
+/// The purpose of an email job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EmailKind {
     /// A received fax, relayed to one mapped address.
@@ -159,7 +159,8 @@ impl FromStr for EmailState {
 #[derive(Debug, Clone)]
 pub struct EmailRequest {
     pub kind: EmailKind,
-    /// What the email was made for; a second request with the same source is dropped.
+    /// The unique key of what the email was made for. A second request with the same
+    /// source is dropped.
     pub source: String,
     /// The envelope sender (`MAIL FROM`); empty for the null reverse path.
     pub reverse_path: String,

@@ -290,8 +290,9 @@ impl Queue {
         self.inner.keep_completed_documents.store(keep, Ordering::Relaxed);
     }
 
-    /// Deletes the spooled PDF of a completed job that was kept for its report, unless
-    /// another job still needs it.
+    /// Deletes the spooled PDF of a completed job that was kept for its report, unless a
+    /// job that is not completed or deleted still uses it. The caller checks the
+    /// completed jobs whose reports still need the file.
     pub async fn release_completed_document(&self, job: &Job) {
         self.release_document(job).await;
     }
@@ -749,10 +750,6 @@ impl Queue {
     }
 
     /// Deletes the job's spooled PDF when no job that may still need it uses it.
-    ///
-    /// NOTE: with `keep_completed_documents`, a completed job counts as done here too, so
-    /// a PDF shared with a job whose report is still pending may go early; that report
-    /// then says the copy is no longer available.
     async fn release_document(&self, job: &Job) {
         let document = document_name(&job.document);
         let in_use: Result<i64, sqlx::Error> = sqlx::query_scalar(

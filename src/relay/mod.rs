@@ -30,7 +30,7 @@ use crate::config::{self, RelayBackendKind, RelayTls};
 /// which the attempt fails as temporary. Sixty seconds is lettre's own default.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Why one delivery attempt failed.
+/// The cause of a failed delivery attempt.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct RelayError {
@@ -48,14 +48,14 @@ impl RelayError {
         RelayError { message: message.into(), permanent: true, tls: false }
     }
 
-    /// Whether retrying cannot help: the relay rejected the message with a 5xx reply,
-    /// or the message or its addresses are invalid.
+    /// Reports whether retrying cannot help: the relay rejected the message with a 5xx
+    /// reply, or the message or its addresses are invalid.
     pub fn is_permanent(&self) -> bool {
         self.permanent
     }
 
-    /// Whether TLS could not be set up: STARTTLS missing, or a failed handshake or
-    /// certificate check.
+    /// Reports whether TLS could not be set up: STARTTLS missing, or a failed handshake
+    /// or certificate check.
     pub fn is_tls(&self) -> bool {
         self.tls
     }

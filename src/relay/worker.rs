@@ -1,7 +1,7 @@
 //! Email workers: claim due email jobs, hand each message to the relay, and retry
 //! temporary failures with the fax queue's backoff until the job's lifetime runs out.
-//! A job that fails for good is logged and, when `relay.postmaster` is set, reported to
-//! the postmaster once; a notice to the postmaster that fails itself is only logged.
+//! A job that fails for good is logged. When `relay.postmaster` is set, the postmaster
+//! gets one notice about it. A notice to the postmaster that fails is only logged.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -24,7 +24,7 @@ const ERROR_PAUSE: Duration = Duration::from_secs(5);
 /// Minimum age of an unused mail spool file before it is removed at start.
 const ORPHAN_MIN_AGE: Duration = Duration::from_secs(3600);
 
-/// Where failure notices go: `relay.postmaster`, sent from `relay.from`.
+/// The recipient of failure notices (`relay.postmaster`) and their sender (`relay.from`).
 #[derive(Debug, Clone)]
 pub struct Postmaster {
     pub address: String,
@@ -137,7 +137,7 @@ async fn process(
     }
 
     crate::metrics::relay_delivery("deferred");
-    let what = if err.is_tls() { "TLS failure at the relay; will retry" } else { "email delivery failed; will retry" };
+    let summary = if err.is_tls() { "TLS failure at the relay; will retry" } else { "email delivery failed; will retry" };
     tracing::warn!(
         email_job_id = %job.id,
         recipient = %job.recipient,
@@ -146,14 +146,14 @@ async fn process(
         tls = err.is_tls(),
         attempts = job.attempts,
         retry_in_ms = delay.as_millis() as u64,
-        "{what}"
+        "{summary}"
     );
     let reason = format!("attempt {} failed, retry in {} s: {error}", job.attempts, delay.as_secs_f64());
     update(queue, &job, EmailState::Queued, Some(ms_from_time(next_attempt)), Some(&error), &reason).await;
 }
 
-/// Marks a job failed and tells the postmaster, unless the job is itself a notice to
-/// the postmaster, so that a broken relay cannot start a loop of notices.
+/// Marks a job failed and queues a notice to the postmaster. A failed notice gets no
+/// notice of its own, so a broken relay cannot start a loop of notices.
 async fn fail(queue: &EmailQueue, postmaster: Option<&Postmaster>, job: &EmailJob, reason: &str) {
     update(queue, job, EmailState::Failed, None, Some(reason), reason).await;
     let Some(postmaster) = postmaster.filter(|_| job.kind != EmailKind::Postmaster) else {

@@ -241,7 +241,7 @@ impl InboundEvents {
     }
 }
 
-/// What the dispatcher needs besides the events.
+/// The received-fax dispatcher and the handles it uses.
 pub struct Dispatcher {
     pub events: InboundEvents,
     pub emails: EmailQueue,

@@ -2,8 +2,8 @@
 //! `FAX_COMPLETED` events, over HTTPS when `webhooks.tls_cert` and `tls_key` are set.
 //!
 //! Sinch documents no request signature, only Basic credentials in the URL it posts
-//! to, so every request must carry `webhooks.username` and `webhooks.password` (compared
-//! in constant time); others get 401 and nothing is stored.
+//! to. So every request must carry `webhooks.username` and `webhooks.password`, which
+//! are compared in constant time. Other requests get 401 and nothing is stored.
 //!
 //! Replies, in Sinch's error shape `{"code","error","message"}` for errors:
 //! - 200 once the event is durably stored (`INCOMING_FAX`) or its result recorded
@@ -49,7 +49,7 @@ pub const PATH: &str = "/webhooks/sinch";
 /// that stalls cannot hold a handshake slot.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the handlers share.
+/// The state shared by the handlers.
 #[derive(Clone)]
 pub struct WebhookState {
     pub settings: Arc<config::Webhooks>,

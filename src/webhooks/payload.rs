@@ -30,7 +30,7 @@ pub struct Payload {
     pub file: Option<Vec<u8>>,
 }
 
-/// Why a webhook body was rejected; the message goes into the 400 reply.
+/// The reason a webhook body was rejected. Its message goes into the 400 reply.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct PayloadError(String);
