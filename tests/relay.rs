@@ -1,6 +1,6 @@
-//! The SMTP relay against the running daemon: a relay that is down delays delivery
-//! until it is back, a SIGKILL between the webhook's 200 and the delivery still gives
-//! exactly one email, and a relay without STARTTLS never gets a message in clear text.
+//! The SMTP relay against the running daemon. A relay that is down delays delivery
+//! until it is back. A SIGKILL between the webhook's 200 and the delivery still gives
+//! exactly one email. A relay without STARTTLS never gets a message in clear text.
 //!
 //! The first retry of a failed delivery comes 30 s after the failure, so the outage
 //! tests take about that long.
@@ -20,7 +20,7 @@ const ACCOUNT: &str = "+14155552222";
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
 
-/// Longest wait for an email: the first retry comes after 30 s.
+/// Maximum wait for an email, because the first retry comes after 30 s.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn daemon_for(relay: &RelayServer, postmaster: &str) -> TestDaemon {

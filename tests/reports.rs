@@ -1,6 +1,6 @@
-//! Delivery reports end to end: swaks sends a message, the daemon submits it to the
-//! fake Sinch server, the fake reports the result (by callback, or only when polled),
-//! and the sender's report arrives at a real SMTP relay that requires STARTTLS.
+//! Delivery reports end to end. swaks sends a message and the daemon submits it to the
+//! fake Sinch server. The fake reports the result by callback, or only when polled. The
+//! sender's report arrives at a real SMTP relay that requires STARTTLS.
 
 mod support;
 

@@ -1,6 +1,6 @@
-//! Received faxes against the running daemon: `INCOMING_FAX` webhooks in each payload
+//! Received faxes against the running daemon. `INCOMING_FAX` webhooks in each payload
 //! shape become one email per receiving address, delivered through a real SMTP relay
-//! (aiosmtpd) that requires STARTTLS with a test CA; repeats give no second email, and
+//! (aiosmtpd) that requires STARTTLS with a test CA. Repeats give no second email, and
 //! bad requests are rejected without queuing anything.
 
 mod support;
@@ -30,7 +30,7 @@ fn daemon_with_receivers(relay: &RelayServer, setup: Setup) -> TestDaemon {
     daemon
 }
 
-/// Waits until the relay holds `count` messages for `recipient`.
+/// Waits until the relay has stored `count` messages for `recipient`.
 async fn wait_for_mail(relay: &RelayServer, recipient: &str, count: usize, daemon: &TestDaemon) -> Vec<RelayedMail> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {

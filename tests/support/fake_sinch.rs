@@ -7,7 +7,7 @@
 //! Sinch's error shape `{"code","error","message","details":{"fieldViolations":[..]}}`.
 //! Every request is recorded, failures can be scripted for the next sends, and the
 //! fake can post a `FAX_COMPLETED` callback to a fax's `callbackUrl`, either when a
-//! test asks or on its own after each send ([`FakeSinch::complete_sends`]). It can also
+//! test calls for it or on its own after each send ([`FakeSinch::complete_sends`]). It can also
 //! hold received faxes, whose files the daemon downloads.
 
 use std::collections::{HashMap, HashSet, VecDeque};

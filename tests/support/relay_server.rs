@@ -2,7 +2,7 @@
 //! `/usr/bin/python3` (package `python3-aiosmtpd`), on a loopback port.
 //!
 //! By default it requires STARTTLS with a certificate for 127.0.0.1 signed by a test
-//! CA made here with rcgen; the daemon trusts that CA through `relay.ca_file`. It can
+//! CA made here with rcgen. The daemon trusts that CA through `relay.ca_file`. It can
 //! also run without STARTTLS, and be stopped and started again on the same port and
 //! store, to play a relay outage.
 
@@ -105,7 +105,7 @@ impl RelayServer {
         self.dir.path().join("ca.pem")
     }
 
-    /// The `[relay]` table that makes the daemon send through this relay (with
+    /// Returns the `[relay]` table that makes the daemon send through this relay (with
     /// `tls = "implicit"` for an implicit-TLS relay, else `"starttls"`), from
     /// `fax@fax.example.com`, reporting failures to `postmaster`.
     pub fn relay_table(&self, postmaster: &str) -> String {

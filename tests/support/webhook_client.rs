@@ -42,7 +42,7 @@ pub struct Webhook {
     client: reqwest::Client,
 }
 
-/// A Fax object for a received fax.
+/// Builds a Fax object for a received fax.
 pub fn incoming_fax(id: &str, from: &str, to: &str, pages: u32) -> Value {
     json!({
         "id": id,
