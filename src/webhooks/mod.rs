@@ -25,10 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::IncomingStream;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
@@ -82,9 +84,26 @@ pub async fn serve(
             }
         }
     };
+    let service = app.into_make_service_with_connect_info::<Peer>();
     match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
-        Some(tls) => axum::serve(TlsListener::start(listener, tls), app).with_graceful_shutdown(stop).await,
+        None => axum::serve(listener, service).with_graceful_shutdown(stop).await,
+        Some(tls) => axum::serve(TlsListener::start(listener, tls), service).with_graceful_shutdown(stop).await,
+    }
+}
+
+/// The client address of a webhook request, for logs.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
     }
 }
 
@@ -149,8 +168,9 @@ impl axum::serve::Listener for TlsListener {
 
 /// Handles `POST /webhooks/sinch`.
 async fn receive(State(state): State<WebhookState>, request: Request) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<Peer>>().map(|info| info.0.0.to_string()).unwrap_or_default();
     if !authorized(request.headers(), &state.settings) {
-        tracing::warn!("webhook request rejected: missing or wrong credentials");
+        tracing::warn!(%peer, "webhook request rejected: missing or wrong credentials");
         let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
         response
             .headers_mut()
@@ -162,20 +182,27 @@ async fn receive(State(state): State<WebhookState>, request: Request) -> Respons
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit) {
+        tracing::warn!(%peer, limit, "webhook request rejected: body over webhooks.max_body_size");
         return too_large(limit);
     }
     let content_type =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = match axum::body::to_bytes(request.into_body(), usize::try_from(limit).unwrap_or(usize::MAX)).await {
         Ok(body) => body,
-        Err(err) if is_length_limit(&err) => return too_large(limit),
-        Err(err) => return error(StatusCode::BAD_REQUEST, &format!("cannot read the request body: {err}")),
+        Err(err) if is_length_limit(&err) => {
+            tracing::warn!(%peer, limit, "webhook request rejected: body over webhooks.max_body_size");
+            return too_large(limit);
+        }
+        Err(err) => {
+            tracing::warn!(%peer, error = %err, "webhook request rejected: cannot read the body");
+            return error(StatusCode::BAD_REQUEST, &format!("cannot read the request body: {err}"));
+        }
     };
 
     let payload = match Payload::parse(&content_type, body).await {
         Ok(payload) => payload,
         Err(err) => {
-            tracing::warn!(error = %err, "webhook request rejected: malformed body");
+            tracing::warn!(%peer, error = %err, "webhook request rejected: malformed body");
             return error(StatusCode::BAD_REQUEST, &err.to_string());
         }
     };

@@ -94,15 +94,25 @@ impl Webhook {
 
     /// Posts a body as given, with Basic credentials when `auth` is set.
     pub async fn post_raw(&self, content_type: &str, body: Vec<u8>, auth: Option<(&str, &str)>) -> Reply {
+        self.try_post_raw(content_type, body, auth).await.expect("the webhook listener answers")
+    }
+
+    /// Posts a body as given and returns the transport error instead of failing.
+    pub async fn try_post_raw(
+        &self,
+        content_type: &str,
+        body: Vec<u8>,
+        auth: Option<(&str, &str)>,
+    ) -> Result<Reply, reqwest::Error> {
         let mut request = self.client.post(&self.url).header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         if let Some((user, password)) = auth {
             request = request.basic_auth(user, Some(password));
         }
-        let response = request.send().await.expect("the webhook listener answers");
+        let response = request.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.text().await.unwrap_or_default();
-        Reply { status, headers, body }
+        Ok(Reply { status, headers, body })
     }
 }
 
