@@ -854,6 +854,7 @@ fn log_change(job: &Job, state: JobState, fax_id: Option<&str>, reason: &str) {
         job_id = %job.id,
         session_id = %job.session_id,
         fax_id,
+        message_id = job.message_id.as_deref().unwrap_or(""),
         number = %job.to_number,
         state = state.as_str(),
         reason,
