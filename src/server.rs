@@ -63,7 +63,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // Fax to email and delivery reports: the webhook listener, the dispatcher of
     // received faxes, the report task and the email workers.
-    let fax_to_email = start_fax_to_email(&config, &store, &mappings, &queue, &backend, &shutdown_rx).await?;
+    let (fax_to_email, webhook_tls) =
+        start_fax_to_email(&config, &store, &mappings, &queue, &backend, &shutdown_rx).await?;
 
     let intake = Arc::new(Intake::new(config.clone(), mappings, queue));
     let smtp_server = {
@@ -77,7 +78,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let watchdog = start_watchdog();
     info!(data_dir = %config.gateway.data_dir.display(), backend = ?config.fax.backend, "faxgate started");
 
-    wait_for_stop(tls.as_ref()).await;
+    let mut certificates = Vec::new();
+    certificates.extend(tls.as_ref().map(|tls| ("smtp", tls)));
+    certificates.extend(webhook_tls.as_ref().map(|tls| ("webhooks", tls)));
+    wait_for_stop(&certificates).await;
     info!("stopping: no new connections, open sessions may finish");
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     let _ = shutdown_tx.send(true);
@@ -102,8 +106,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds the webhook listener and starts the tasks of the fax-to-email side; returns
-/// them by name so that shutdown can wait for each.
+/// Binds the webhook listener and starts the tasks of the fax-to-email side. Returns
+/// them by name, so that shutdown can wait for each, and the webhook TLS certificate
+/// for SIGHUP to reload.
 async fn start_fax_to_email(
     config: &Arc<Config>,
     store: &Store,
@@ -111,7 +116,7 @@ async fn start_fax_to_email(
     queue: &Queue,
     backend: &Arc<fax::Backend>,
     shutdown: &watch::Receiver<bool>,
-) -> anyhow::Result<Vec<(&'static str, tokio::task::JoinHandle<()>)>> {
+) -> anyhow::Result<(Vec<(&'static str, tokio::task::JoinHandle<()>)>, Option<smtp::TlsConfig>)> {
     let policy = RetryPolicy::from_config(&config.fax);
     let emails = EmailQueue::from_config(store.clone(), config);
     let events =
@@ -138,8 +143,9 @@ async fn start_fax_to_email(
         reporter: reporter.clone(),
     };
     let webhook_shutdown = shutdown.clone();
+    let served_tls = webhook_tls.clone();
     let webhook_server = tokio::spawn(async move {
-        if let Err(err) = webhooks::serve(listener, webhook_tls, state, webhook_shutdown).await {
+        if let Err(err) = webhooks::serve(listener, served_tls, state, webhook_shutdown).await {
             error!(error = %err, "webhook listener failed");
         }
     });
@@ -157,16 +163,18 @@ async fn start_fax_to_email(
         hostname: config.gateway.hostname.clone(),
     });
     info!(relay = relay.name(), "email relay configured");
-    Ok(vec![
+    let tasks = vec![
         ("webhook listener", webhook_server),
         ("received-fax dispatcher", tokio::spawn(webhooks::run_inbound_dispatcher(dispatcher, shutdown.clone()))),
         ("delivery reports", tokio::spawn(reporter.run(shutdown.clone()))),
         ("email worker", tokio::spawn(run_email_workers(emails, relay, policy, postmaster, shutdown.clone()))),
-    ])
+    ];
+    Ok((tasks, webhook_tls))
 }
 
-/// Waits for SIGTERM or SIGINT, reloading TLS on each SIGHUP meanwhile.
-async fn wait_for_stop(tls: Option<&smtp::TlsConfig>) {
+/// Waits for SIGTERM or SIGINT, reloading each named TLS certificate on each SIGHUP
+/// meanwhile.
+async fn wait_for_stop(certificates: &[(&str, &smtp::TlsConfig)]) {
     let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
         warn!("cannot install signal handlers; stop with Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
@@ -178,12 +186,14 @@ async fn wait_for_stop(tls: Option<&smtp::TlsConfig>) {
             _ = tokio::signal::ctrl_c() => return,
             _ = hup.recv() => {
                 notify_systemd(&[sd_notify::NotifyState::Reloading]);
-                match tls {
-                    Some(tls) => match tls.reload() {
-                        Ok(()) => info!("TLS certificate reloaded"),
-                        Err(err) => error!(error = %err, "TLS reload failed; the previous certificate stays in use"),
-                    },
-                    None => info!("SIGHUP: no TLS certificate configured, nothing to reload"),
+                if certificates.is_empty() {
+                    info!("SIGHUP: no TLS certificate configured, nothing to reload");
+                }
+                for (listener, tls) in certificates {
+                    match tls.reload() {
+                        Ok(()) => info!(listener, "TLS certificate reloaded"),
+                        Err(err) => error!(listener, error = %err, "TLS reload failed; the previous certificate stays in use"),
+                    }
                 }
                 notify_systemd(&[sd_notify::NotifyState::Ready]);
             }
