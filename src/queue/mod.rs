@@ -29,7 +29,7 @@ mod spool;
 mod worker;
 
 pub(crate) use spool::write_atomic;
-pub use email::{EmailJob, EmailKind, EmailQueue, EmailRequest, EmailState};
+pub use email::{EmailEvent, EmailJob, EmailKind, EmailQueue, EmailRequest, EmailState};
 pub use worker::{RetryPolicy, run_workers};
 
 use std::fmt;
