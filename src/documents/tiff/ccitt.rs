@@ -95,16 +95,19 @@ impl Bits<'_> {
     }
 
     /// Skips an optional EOL the way xpdf-derived readers do without EndOfLine: zero
-    /// bits while the next twelve are zero, then the EOL if it follows.
-    fn skip_optional_eol(&mut self) {
+    /// bits while the next twelve are zero, then the EOL if it follows. Returns whether
+    /// an EOL was skipped.
+    fn skip_optional_eol(&mut self) -> bool {
         let start = self.position;
         while self.peek(12) == Some(0) {
             self.position += 1;
         }
         if self.peek(12) == Some(1) {
             self.position += 12;
+            true
         } else {
             self.position = start;
+            false
         }
     }
 }
@@ -135,6 +138,9 @@ pub(crate) fn decode(data: &[u8], params: Params, mut on_row: impl FnMut(&[u32])
                 if !bits.skip_eol() {
                     return Err(format!("row {row} does not start with an EOL code"));
                 }
+            } else if params.lenient {
+                // libtiff takes a run of EOL codes as one.
+                while bits.skip_optional_eol() {}
             } else {
                 bits.skip_optional_eol();
             }
