@@ -314,15 +314,15 @@ fn decoded_stream(data: &[u8], format: ImageFormat) -> Result<(Stream, (u32, u32
     let orientation = decoder.orientation().map(|orientation| u16::from(orientation.to_exif())).unwrap_or(1);
     let image = DynamicImage::from_decoder(decoder).map_err(damaged)?;
 
-    let color = image.color();
-    let stream = if color.has_color() {
-        let rgba = image.into_rgba8();
-        let samples: Vec<u8> = rgba.pixels().flat_map(|pixel| over_white(pixel.0)).collect();
-        flate_image(width, height, "DeviceRGB", 8, &samples)
+    let rgb: Vec<u8> = image.into_rgba8().pixels().flat_map(|pixel| over_white(pixel.0)).collect();
+    // A picture without colour, as most scans and many logos are, is sent as gray: a
+    // third of the samples, and what a fax prints anyway.
+    let is_gray = rgb.chunks_exact(3).all(|pixel| pixel[0] == pixel[1] && pixel[1] == pixel[2]);
+    let stream = if is_gray {
+        let gray: Vec<u8> = rgb.chunks_exact(3).map(|pixel| pixel[0]).collect();
+        flate_image(width, height, "DeviceGray", 8, &gray)
     } else {
-        let gray = image.into_luma_alpha8();
-        let samples: Vec<u8> = gray.pixels().map(|pixel| blend(pixel.0[0], pixel.0[1])).collect();
-        flate_image(width, height, "DeviceGray", 8, &samples)
+        flate_image(width, height, "DeviceRGB", 8, &rgb)
     };
     Ok((stream, (width, height), orientation))
 }
