@@ -244,3 +244,24 @@ fn inline_logo_and_signature_not_faxed() {
     assert!(matches!(outcome("image001.png"), PartOutcome::Skipped { .. }));
     assert!(matches!(outcome("signature.png"), PartOutcome::Skipped { .. }));
 }
+
+#[test]
+fn tiny_webp_in_message_skipped() {
+    let webp = encode(&gradient(20, 20), ImageFormat::WebP);
+    let pdf = two_page_pdf();
+    let base64 = |data: &[u8]| base64::engine::general_purpose::STANDARD.encode(data);
+    let message = format!(
+        "From: alice@example.com\r\nTo: 14155550100@fax.example.net\r\nSubject: fax\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: image/webp; name=\"icon.webp\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+         --b\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        base64(&webp),
+        base64(&pdf),
+    );
+
+    let converted = message_to_pdf(message.as_bytes(), &Limits::default()).unwrap();
+
+    assert_eq!(converted.pages, 2);
+    let icon = converted.parts.iter().find(|part| part.name == "icon.webp").unwrap();
+    assert!(matches!(&icon.outcome, PartOutcome::Skipped { reason } if reason.contains("20x20 pixels")), "{icon:?}");
+}

@@ -7,8 +7,9 @@
 //!
 //! Each image gets one page of `paper`, with a margin of [`MARGIN_POINTS`]. It is scaled
 //! up or down to the largest size that fits, keeping its aspect ratio, and centred. An
-//! image wider than tall gets a landscape page rather than being turned: the fax service
-//! turns such pages to fit the paper, and the PDF stays readable on screen.
+//! image wider than tall gets a landscape page rather than being turned on a portrait
+//! one, so the PDF keeps the image's reading direction; turning the page to fit the
+//! paper is left to the fax service.
 
 use std::io::{Cursor, Write};
 
@@ -35,6 +36,8 @@ pub(crate) const MAX_PAGE_PIXELS: u64 = 50_000_000;
 
 /// Maximum pixels of all pages of one TIFF together: the pages of the default 200-page
 /// limit at fax "fine" resolution (1728 x 2200) use 760 million.
+// NOTE: the budget is per TIFF. Several large documents in one message are bounded only
+// by `max_total_bytes` and `max_pages`.
 pub(crate) const MAX_DOCUMENT_PIXELS: u64 = 1_000_000_000;
 
 /// An image XObject placed on a page by a transformation matrix from the unit square.
@@ -162,7 +165,7 @@ pub(crate) fn flate_image(
     samples: &[u8],
 ) -> Stream {
     let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
-    // Writing to a Vec cannot fail.
+    // Writing to a Vec fails only when memory runs out, which aborts anyway.
     let _ = encoder.write_all(samples);
     let compressed = encoder.finish().unwrap_or_default();
     let dict = dictionary! {

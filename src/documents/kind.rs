@@ -417,7 +417,7 @@ pub(crate) fn from_file_name(name: &str) -> Option<Kind> {
     Some(kind)
 }
 
-/// Reads the width and height in pixels of a PNG, GIF, JPEG or BMP from its header,
+/// Reads the width and height in pixels of a PNG, GIF, JPEG, BMP or WebP from its header,
 /// without decoding it. `None` for other kinds and for damaged headers.
 pub(crate) fn image_dimensions(kind: Kind, data: &[u8]) -> Option<(u32, u32)> {
     match kind {
@@ -438,6 +438,9 @@ pub(crate) fn image_dimensions(kind: Kind, data: &[u8]) -> Option<(u32, u32)> {
             Some((width.unsigned_abs(), height.unsigned_abs()))
         }
         Kind::Jpeg => jpeg_dimensions(data),
+        Kind::Webp => ::image::ImageReader::with_format(std::io::Cursor::new(data), ::image::ImageFormat::WebP)
+            .into_dimensions()
+            .ok(),
         _ => None,
     }
 }

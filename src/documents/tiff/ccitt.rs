@@ -33,8 +33,8 @@ pub(crate) struct Params {
 /// Facts about decoded data that the PDF parameters need.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Decoded {
-    /// The most rows in one group of a 1-D row and the 2-D rows after it, which is the
-    /// smallest `/K` that describes mixed data.
+    /// The maximum number of rows in one group of a 1-D row and the 2-D rows after it,
+    /// which is the minimum `/K` that describes mixed data.
     pub(crate) max_group: u32,
 }
 
@@ -266,8 +266,9 @@ fn decode_2d(
     Ok(())
 }
 
-/// Returns b1, the first change on the reference row right of `a0` to the colour
-/// opposite the current one, and b2, the change after it; `columns` where none exists.
+/// Returns b1 and b2 of T.4: b1 is the first change on the reference row right of `a0`
+/// to the colour opposite the current one, and b2 is the change after it. Either is
+/// `columns` when no such change exists.
 fn changing_elements(reference: &[u32], a0: i64, is_white: bool, columns: u32) -> (u32, u32) {
     // Changes at even indexes turn black, so they are the ones opposite to white.
     let parity = if is_white { 0 } else { 1 };

@@ -1,7 +1,7 @@
 //! TIFF files, fax TIFFs above all, as PDF pages of the same physical size.
 //!
 //! The image file directories (IFDs) are walked here with loop detection and budgets:
-//! every IFD in the chain is a page, whatever PageNumber or SubfileType say. CCITT data
+//! every IFD in the chain is a page, whatever the PageNumber and SubfileType tags contain. CCITT data
 //! (Modified Huffman, Group 3 1-D and 2-D, Group 4) is passed through undecoded as
 //! `/CCITTFaxDecode` image data, one image per strip, after [`ccitt`] has decoded it with
 //! the parameters the PDF will carry. The Compression and T4Options tags are not trusted:
