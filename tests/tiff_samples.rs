@@ -403,3 +403,65 @@ fn random_bytes_named_pdf_rejected_quickly() {
     assert!(reason.contains("maximum"), "{reason}");
 }
 
+
+/// Rewrites a sample with libtiff's tiffcp under another compression and strip height.
+fn rewrite(name: &str, compression: &str, rows_per_strip: u32, output: &Path) {
+    let run = Command::new("tiffcp")
+        .args(["-c", compression, "-r", &rows_per_strip.to_string()])
+        .arg(sample_path(name))
+        .arg(output)
+        .output()
+        .expect("tiffcp runs (install libtiff-tools)");
+    assert!(run.status.success(), "tiffcp -c {compression} failed: {}", String::from_utf8_lossy(&run.stderr));
+}
+
+#[test]
+fn multi_strip_ccitt_renders_like_tiff2pdf() {
+    let folder = tempfile::tempdir().unwrap();
+    // Compression written by tiffcp, rows per strip, and whether each strip stays CCITT.
+    let cases = [
+        ("g4", 100, true),
+        ("g3:2d:fill", 100, true),
+        ("g3:1d:fill", 100, true),
+        ("g3:1d", 100, true),
+        // 2156 strips of one row: more than are passed through one by one.
+        ("g3:1d", 1, false),
+    ];
+    for (compression, rows_per_strip, passed_through) in cases {
+        let case = format!("{compression} with {rows_per_strip} rows per strip");
+        let tiff = folder.path().join("rewritten.tif");
+        rewrite("pillow-g3-fine-multipage-pagecount0.tif", compression, rows_per_strip, &tiff);
+
+        let mine = folder.path().join("mine.pdf");
+        let run = Command::new(env!("CARGO_BIN_EXE_faxgate"))
+            .env("FAXGATE_CONFIG", "")
+            .args(["convert", tiff.to_str().unwrap(), "-o", mine.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{case}: {}", String::from_utf8_lossy(&run.stderr));
+
+        let document = Document::load(&mine).unwrap();
+        let images = page_images(&document).remove(0);
+        let filter = images[0].dict.get(b"Filter").unwrap().as_name().unwrap().to_vec();
+        if passed_through {
+            assert_eq!(images.len(), 2156usize.div_ceil(rows_per_strip as usize), "{case}: one image per strip");
+            assert_eq!(filter, b"CCITTFaxDecode", "{case}");
+        } else {
+            assert_eq!(images.len(), 1, "{case}");
+            assert_eq!(filter, b"FlateDecode", "{case}");
+        }
+
+        let reference = folder.path().join("reference.pdf");
+        let run = Command::new("tiff2pdf").arg("-o").arg(&reference).arg(&tiff).output().unwrap();
+        assert!(run.status.success(), "{case}: tiff2pdf failed");
+        for page in 1..=3 {
+            let (rendered, errors) = render(&mine, page);
+            let (expected, _) = render(&reference, page);
+            assert_eq!(errors, "", "{case} page {page}: the PDF reader reported errors");
+            // The reader scales each strip's image on its own, which moves the edges of
+            // strokes by up to a pixel, so more pixels differ than for one image.
+            let ratio = difference_ratio(&rendered, &expected);
+            assert!(ratio < 0.02, "{case} page {page}: {:.2}% of pixels differ from tiff2pdf", ratio * 100.0);
+        }
+    }
+}

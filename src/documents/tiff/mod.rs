@@ -38,6 +38,11 @@ const MAX_IFD_ENTRIES: u16 = 1000;
 /// Maximum strips of one page.
 const MAX_STRIPS: usize = 100_000;
 
+/// Maximum strips of a CCITT page passed through as one image each. A page of more
+/// strips (some writers put one row in each) is transcoded into one image, because a
+/// page drawn from thousands of images is slow to render.
+const MAX_PASS_THROUGH_STRIPS: usize = 64;
+
 /// The width of a fax page at 204 dpi (ITU-T T.4 A4 width), used to guess the resolution
 /// of a TIFF that states none.
 const FAX_WIDTH: u32 = 1728;
@@ -335,9 +340,12 @@ fn strip_bytes<'a>(file: &File<'a>, page: &Page, strip: usize, structure_starts:
 /// unit square.
 fn ccitt_images(file: &File<'_>, page: &Page, structure_starts: &[usize]) -> Result<Vec<PlacedImage>, Refusal> {
     let page_number = page.index + 1;
-    if page.bits_per_sample != 1 || page.samples_per_pixel != 1 || page.tiled {
-        return Err(damaged(&format!(
-            "page {page_number} has CCITT compression but not one bit per pixel in strips"
+    if page.bits_per_sample != 1 || page.samples_per_pixel != 1 {
+        return Err(damaged(&format!("page {page_number} has CCITT compression but not one bit per pixel")));
+    }
+    if page.tiled {
+        return Err(Refusal::Rejected(format!(
+            "page {page_number} of the TIFF stores CCITT data in tiles, which is not supported; send a PDF"
         )));
     }
     let strip_count = page.length.div_ceil(page.rows_per_strip) as usize;
@@ -363,6 +371,10 @@ fn ccitt_images(file: &File<'_>, page: &Page, structure_starts: &[usize]) -> Res
             return Ok(vec![transcode(page, &strips, params)]);
         }
     };
+    if strips.len() > MAX_PASS_THROUGH_STRIPS {
+        debug!(page = page_number, strips = strips.len(), "CCITT page has many strips; transcoding it");
+        return Ok(vec![transcode(page, &strips, params)]);
+    }
     debug!(page = page_number, ?params, k, strips = strips.len(), "CCITT data passed through");
 
     let mut images = Vec::with_capacity(strips.len());
