@@ -465,3 +465,44 @@ fn multi_strip_ccitt_renders_like_tiff2pdf() {
         }
     }
 }
+
+#[test]
+fn min_is_black_ccitt_sets_black_is_1() {
+    let folder = tempfile::tempdir().unwrap();
+    let tiff = folder.path().join("inverted.tif");
+    std::fs::write(&tiff, sample("pillow-g4-fillorder2.tif")).unwrap();
+    let run = Command::new("tiffset").args(["-s", "262", "1"]).arg(&tiff).output().expect("tiffset runs");
+    assert!(run.status.success());
+
+    let mine = folder.path().join("mine.pdf");
+    let run = Command::new(env!("CARGO_BIN_EXE_faxgate"))
+        .env("FAXGATE_CONFIG", "")
+        .args(["convert", tiff.to_str().unwrap(), "-o", mine.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let document = Document::load(&mine).unwrap();
+    let images = page_images(&document).remove(0);
+    assert_eq!(decode_parms(&images[0]).get(b"BlackIs1").unwrap().as_bool().unwrap(), true);
+
+    let reference = folder.path().join("reference.pdf");
+    let run = Command::new("tiff2pdf").arg("-o").arg(&reference).arg(&tiff).output().unwrap();
+    assert!(run.status.success());
+    let (rendered, _) = render(&mine, 1);
+    let (expected, _) = render(&reference, 1);
+    let ratio = difference_ratio(&rendered, &expected);
+    assert!(ratio < 0.01, "{:.2}% of pixels differ from tiff2pdf", ratio * 100.0);
+}
+
+#[test]
+fn orientation_tag_turns_page() {
+    // 8 x 2 pixels without a resolution (72 dpi), Orientation 6: a quarter turn
+    // clockwise gives a page 2 points wide and 8 high.
+    let data = build_tiff(&[(256, 8), (257, 2), (258, 8), (259, 1), (262, 1), (274, 6), (277, 1)], &[0; 16]);
+    let converted = files_to_pdf(&[("turned.tif".to_string(), data)], &Limits::default()).unwrap();
+    let document = Document::load_mem(&converted.pdf).unwrap();
+    let page_id = *document.get_pages().values().next().unwrap();
+    let media_box = document.get_dictionary(page_id).unwrap().get(b"MediaBox").unwrap().as_array().unwrap().clone();
+    let size: Vec<f32> = media_box.iter().map(|value| value.as_float().unwrap()).collect();
+    assert_eq!(size, vec![0.0, 0.0, 2.0, 8.0]);
+}
