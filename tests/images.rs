@@ -66,8 +66,10 @@ fn placed_box(matrix: [f64; 6]) -> [f64; 4] {
 fn assert_fitted(page: &ImagePage, displayed: (f64, f64), what: &str) {
     let [left, bottom, right, top] = placed_box(page.matrix);
     let epsilon = 0.01;
-    assert!(left >= MARGIN - epsilon && bottom >= MARGIN - epsilon, "{what}: inside the margins");
-    assert!(right <= page.width - MARGIN + epsilon && top <= page.height - MARGIN + epsilon, "{what}: inside");
+    assert!(left >= MARGIN - epsilon, "{what}: inside the left margin");
+    assert!(bottom >= MARGIN - epsilon, "{what}: inside the bottom margin");
+    assert!(right <= page.width - MARGIN + epsilon, "{what}: inside the right margin");
+    assert!(top <= page.height - MARGIN + epsilon, "{what}: inside the top margin");
     assert!((left - (page.width - right)).abs() < epsilon, "{what}: centred across");
     assert!((bottom - (page.height - top)).abs() < epsilon, "{what}: centred up and down");
     let aspect = (right - left) / (top - bottom);
@@ -123,7 +125,8 @@ fn exif_orientation_turns_placement() {
     assert_eq!((page.width, page.height), (612.0, 792.0));
     let [a, b, c, d, _, _] = page.matrix;
     assert_eq!((a, d), (0.0, 0.0), "a quarter turn has no scale on the diagonal");
-    assert!(b < 0.0 && c > 0.0, "stored rows run top to bottom, columns become rows: {:?}", page.matrix);
+    assert!(b < 0.0, "stored columns run down the page: {:?}", page.matrix);
+    assert!(c > 0.0, "stored rows run right to left, the first at the right: {:?}", page.matrix);
     assert_fitted(&page, (48.0, 64.0), "turned jpeg");
 }
 
@@ -159,7 +162,8 @@ fn gif_bmp_webp_convert_fitted() {
 
         let page = convert_one(name, data, &limits);
 
-        assert!((page.width - 595.28).abs() < 0.01 && (page.height - 841.89).abs() < 0.01, "{name}: portrait A4");
+        assert!((page.width - 595.28).abs() < 0.01, "{name}: A4 width {}", page.width);
+        assert!((page.height - 841.89).abs() < 0.01, "{name}: A4 height {}", page.height);
         assert_eq!(decoded_samples(&page.image).len(), 30 * 50 * 3, "{name}");
         assert_fitted(&page, (30.0, 50.0), name);
     }
@@ -171,7 +175,8 @@ fn damaged_image_rejected() {
     png.truncate(png.len() / 2);
     let result = files_to_pdf(&[("cut.png".to_string(), png)], &Limits::default());
     let error = result.map(|converted| converted.pages).unwrap_err().to_string();
-    assert!(error.contains("cut.png") && error.contains("damaged"), "{error}");
+    assert!(error.contains("cut.png"), "{error}");
+    assert!(error.contains("damaged"), "{error}");
 
     let jpeg = encode(&gradient(40, 40), ImageFormat::Jpeg);
     let cut = jpeg[..jpeg.len() - 200].to_vec();

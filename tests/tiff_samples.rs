@@ -201,7 +201,7 @@ fn modified_huffman_rows_are_byte_aligned() {
     let mine = convert_with_binary("tm-204x98-ccitt-mh-rle.tiff", folder.path());
     let images = assert_strips_passed_through("tm-204x98-ccitt-mh-rle.tiff", &mine);
     let parms = decode_parms(&images[0]);
-    assert_eq!(parms.get(b"EncodedByteAlign").unwrap().as_bool().unwrap(), true);
+    assert!(parms.get(b"EncodedByteAlign").unwrap().as_bool().unwrap());
     assert!(parms.get(b"BlackIs1").is_err(), "MinIsWhite data needs the default BlackIs1 false");
 }
 
@@ -483,7 +483,7 @@ fn min_is_black_ccitt_sets_black_is_1() {
     assert!(run.status.success());
     let document = Document::load(&mine).unwrap();
     let images = page_images(&document).remove(0);
-    assert_eq!(decode_parms(&images[0]).get(b"BlackIs1").unwrap().as_bool().unwrap(), true);
+    assert!(decode_parms(&images[0]).get(b"BlackIs1").unwrap().as_bool().unwrap());
 
     let reference = folder.path().join("reference.pdf");
     let run = Command::new("tiff2pdf").arg("-o").arg(&reference).arg(&tiff).output().unwrap();
@@ -505,4 +505,25 @@ fn orientation_tag_turns_page() {
     let media_box = document.get_dictionary(page_id).unwrap().get(b"MediaBox").unwrap().as_array().unwrap().clone();
     let size: Vec<f32> = media_box.iter().map(|value| value.as_float().unwrap()).collect();
     assert_eq!(size, vec![0.0, 0.0, 2.0, 8.0]);
+}
+
+#[test]
+fn old_style_jpeg_rejected_clearly() {
+    let data = build_tiff(&[(256, 8), (257, 8), (258, 8), (259, 6), (262, 6), (277, 3)], &[0; 16]);
+    let reason = expect_rejected(files_to_pdf(&[("ojpeg.tif".to_string(), data)], &Limits::default()));
+    assert!(reason.contains("old-style JPEG compression in TIFF (Compression 6) is not supported"), "{reason}");
+}
+
+#[test]
+fn bigtiff_rejected_clearly() {
+    let data = b"II+\0\x08\0\0\0\x10\0\0\0\0\0\0\0".to_vec();
+    let reason = expect_rejected(files_to_pdf(&[("big.tif".to_string(), data)], &Limits::default()));
+    assert!(reason.contains("BigTIFF files are not supported"), "{reason}");
+}
+
+#[test]
+fn tiff_pages_over_budget_rejected() {
+    let limits = Limits { max_pages: 2, ..Limits::default() };
+    let result = files_to_pdf(&[("fine.tif".to_string(), sample("pillow-g3-fine-multipage-pagecount0.tif"))], &limits);
+    assert!(matches!(result, Err(DocumentError::TooManyPages { max: 2, .. })), "{:?}", result.map(|c| c.pages));
 }
