@@ -47,7 +47,8 @@ const MAX_PASS_THROUGH_STRIPS: usize = 64;
 /// of a TIFF that states none.
 const FAX_WIDTH: u32 = 1728;
 
-/// The largest page side in points that PDF readers accept (200 inches).
+/// The largest page side in points that Acrobat accepts (200 inches). Larger pages are
+/// shrunk to it.
 const MAX_PAGE_POINTS: f64 = 14_400.0;
 
 const TAG_WIDTH: u16 = 256;
@@ -505,13 +506,15 @@ fn decoded_image(data: &[u8], page: &Page) -> Result<PlacedImage, Refusal> {
     let (width, height) = decoder.dimensions().map_err(failed)?;
     let color = decoder.colortype().map_err(failed)?;
     let result = decoder.read_image().map_err(failed)?;
+
     let samples = match result {
         DecodingResult::U8(samples) => samples,
-        // Keep the high byte of 16-bit samples, which are stored in native order.
+        // 16-bit samples keep their high byte.
         DecodingResult::U16(samples) => samples.iter().map(|&sample| (sample >> 8) as u8).collect(),
         _ => return Err(Refusal::Rejected(format!("page {page_number} of the TIFF has samples that are not 8 or 16-bit integers"))),
     };
     let pixels = width as usize * height as usize;
+
     let stream = match color {
         ColorType::Gray(1) => flate_image(width, height, "DeviceGray", 1, &samples),
         ColorType::Gray(8 | 16) => flate_image(width, height, "DeviceGray", 8, &samples),
