@@ -534,3 +534,45 @@ mod tests {
         assert!(decode(&data, &Limits::default()).unwrap().is_empty());
     }
 }
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    fn sample(name: &str) -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/tnef/");
+        std::fs::read(format!("{path}{name}")).unwrap()
+    }
+
+    #[test]
+    fn sample_files_names_and_sizes() {
+        let files = decode(&sample("missing-filenames.tnef"), &Limits::default()).unwrap();
+        let found: Vec<(&str, usize)> = files.iter().map(|file| (file.name.as_str(), file.data.len())).collect();
+        assert_eq!(
+            found,
+            vec![
+                ("generpts.src", 61210),
+                ("TechlibDEC99.doc", 33792),
+                ("TechlibDEC99-JAN00.doc", 34304),
+                ("TechlibNOV99.doc", 33792),
+            ]
+        );
+        for file in &files[1..] {
+            assert!(file.data.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]), "{} is not an OLE2 file", file.name);
+        }
+    }
+
+    #[test]
+    fn sample_read_receipt_has_no_files() {
+        // A read receipt: message attributes only, then one byte of garbage.
+        let files = decode(&sample("garbage-at-end.tnef"), &Limits::default()).unwrap();
+        assert!(files.is_empty());
+    }
+
+    #[test]
+    fn sample_cut_short_rejected() {
+        let data = sample("missing-filenames.tnef");
+        let result = decode(&data[..100_000], &Limits::default());
+        assert_eq!(result.unwrap_err(), "the winmail.dat (TNEF) file is truncated");
+    }
+}
