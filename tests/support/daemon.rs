@@ -39,6 +39,8 @@ pub struct Setup {
     /// The `[fax.sinch]` table body, when the backend is Sinch.
     pub sinch: Option<String>,
     pub senders_check: &'static str,
+    /// Extra `key = value` lines for the `[documents]` table.
+    pub documents_extra: String,
 }
 
 impl Default for Setup {
@@ -49,6 +51,7 @@ impl Default for Setup {
             fax_extra: String::new(),
             sinch: None,
             senders_check: "both",
+            documents_extra: String::new(),
         }
     }
 }
@@ -107,6 +110,9 @@ tls_key = "{key}"
 [senders]
 check = "{check}"
 
+[documents]
+{documents_extra}
+
 {fax}
 [webhooks]
 address = "127.0.0.1:{webhook_port}"
@@ -122,6 +128,7 @@ password = "api-secret"
             key = key_path.display(),
             smtp_extra = setup.smtp_extra,
             check = setup.senders_check,
+            documents_extra = setup.documents_extra,
             webhook_port = free_port(),
             api_port = free_port(),
         );
