@@ -4,8 +4,8 @@
 //! Each conversion runs in a temporary folder of its own with a fresh LibreOffice
 //! profile (`-env:UserInstallation`) and a private HOME and TMPDIR, because concurrent
 //! conversions that share a profile block each other or fail. The converter runs in a
-//! process group of its own; after `documents.office_timeout` the whole group is killed
-//! with SIGKILL and reaped, because `soffice` forks `soffice.bin`, which a kill of the
+//! process group of its own. After `documents.office_timeout` the whole group is killed
+//! with SIGKILL and reaped, because `soffice` starts `soffice.bin`, which a kill of the
 //! first process alone would leave running. At most [`MAX_CONCURRENT`] conversions run
 //! at once. The output goes through the same checks as an attached PDF.
 //!
@@ -26,8 +26,8 @@ use super::Limits;
 use super::kind::{Office, Refusal};
 use super::pdf::{self, PdfPages};
 
-/// Maximum LibreOffice conversions at once. Each takes 150-300 MB of memory and a CPU
-/// (an estimate from converting small documents with LibreOffice 7.4).
+/// Maximum LibreOffice conversions at once. Each keeps a CPU busy and, as an estimate,
+/// needs a few hundred MB of memory, so more at once would crowd out the daemon.
 pub const MAX_CONCURRENT: usize = 2;
 
 /// Maximum run time of `soffice --version` at start-up; a first start of LibreOffice
@@ -304,8 +304,8 @@ fn file_url(path: &Path) -> String {
     url
 }
 
-/// The file name extension LibreOffice gets; it detects the format by content, and the
-/// extension helps only for formats with weak signatures (RTF, CSV-like text).
+/// Returns the file name extension the input file gets. LibreOffice detects the format
+/// by content, so the extension matters only for formats with weak signatures (RTF).
 fn extension(office: Office) -> &'static str {
     match office {
         Office::Doc | Office::Ole => "doc",

@@ -4,9 +4,9 @@
 //! The text is set in DejaVu Sans Mono, bundled under `assets/fonts/` and embedded as a
 //! subset (a Type0 font over a CIDFontType2 with Identity-H encoding and a ToUnicode
 //! map, so `pdftotext` and screen readers get the text back). Lines wrap at the right
-//! margin, preferring a space; tabs expand to 8 columns; a form feed starts a new page;
-//! other control characters are removed. A character the font lacks is drawn as U+FFFD
-//! (or `?`), never an error.
+//! margin, after a space where one is near. Tabs expand to 8 columns, a form feed starts
+//! a new page, and other control characters are removed. A character the font lacks is
+//! drawn as U+FFFD (or `?`) and is no error.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -28,8 +28,8 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
 /// PostScript name of the embedded font, after the 6-letter subset tag.
 const FONT_NAME: &str = "DejaVuSansMono";
 
-/// Font size in points. At 10 pt a line holds 83 characters on Letter and 81 on A4
-/// within the margins, about what a typewriter page holds.
+/// Font size in points. At 10 pt a line fits 83 characters on Letter and 81 on A4
+/// within the margins, about as many as a typewritten page.
 const FONT_SIZE: f32 = 10.0;
 
 /// Distance between baselines in points.
@@ -42,7 +42,7 @@ const MARGIN: f32 = 54.0;
 /// Columns between tab stops.
 const TAB_WIDTH: usize = 8;
 
-/// Text rendered into pages, ready to merge.
+/// Renders text bytes (see [`decode`] for the charsets) into pages ready to merge.
 pub(crate) fn render(data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
     let text = decode(data);
     render_text(&text, limits, page_budget)
