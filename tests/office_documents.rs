@@ -1,6 +1,6 @@
-//! Office documents through headless LibreOffice: real conversions of a .docx and an
-//! .odt (made at test time by LibreOffice itself from a text file), the reply when the
-//! converter is missing, and a hanging converter killed with its whole process group.
+//! Office documents through headless LibreOffice. A .docx and an .odt, made at test time
+//! by LibreOffice itself from a text file, convert for real. A missing converter gets a
+//! reply that says so, and a hanging one is killed with its whole process group.
 //!
 //! The conversion tests need LibreOffice (`apt-get install libreoffice-writer-nogui`);
 //! the missing and hanging converter tests do not.

@@ -7,10 +7,10 @@
 //! cannot be faxed rejects the message, and the error names it.
 //!
 //! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
-//! for files inside text bodies), `kind` detects each document's kind and dispatches
-//! it to a converter (`pdf`, which uses `flatten` for filled-in forms; `text`; `office`
-//! through LibreOffice), `tnef` opens `winmail.dat` files into their attachments before
-//! conversion, and `merge` joins the pages.
+//! for files inside text bodies), and `tnef` replaces `winmail.dat` files by their
+//! attachments. Then `kind` detects each document's kind and dispatches it to a
+//! converter: `pdf` (with `flatten` for filled-in forms), `text`, or `office` through
+//! LibreOffice. Last, `merge` joins the pages.
 
 mod error;
 mod filename;

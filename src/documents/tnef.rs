@@ -8,15 +8,16 @@
 //! `attAttachment` carry a long file name. The message body (RTF or HTML, kept in MAPI
 //! properties) is never taken, so a TNEF without attachments contributes nothing.
 //!
-//! Bytes after the last complete record are ignored, as Outlook-era tools such as
-//! `tnef` do for "garbage at end of file". A record that claims more bytes than remain
-//! makes the stream truncated, which rejects it.
+//! Bytes after the last complete record are ignored, because some mail systems append
+//! junk to `winmail.dat`. A record that claims more bytes than remain makes the stream
+//! truncated, which rejects it.
 
 use std::borrow::Cow;
 
 use tracing::{debug, warn};
 
 use super::kind::{self, Kind};
+use super::text::windows_1252;
 use super::mime::{Attachment, Item};
 use super::{DocumentError, Limits, PartOutcome, PartReport};
 
@@ -193,7 +194,7 @@ fn expand_one<'m>(
     for (index, file) in files.into_iter().enumerate() {
         let name = if file.name.is_empty() { format!("{container} attachment {}", index + 1) } else { file.name };
         let mut kind = kind::detect(&file.data, None, Some(&name));
-        // TNEF stores no MIME type, which for a MIME part would say text/plain, so a
+        // TNEF stores no MIME type, which for a MIME part would declare text/plain, so a
         // file of unknown kind whose content is text is taken as text.
         if kind == Kind::Unknown && looks_like_text(&file.data) {
             kind = Kind::Text;
@@ -279,14 +280,14 @@ fn read_record(data: &[u8], at: usize) -> Option<Result<Record<'_>, Truncated>> 
     let Some(next) = end.checked_add(2).filter(|&next| next <= data.len()) else {
         return Some(Err(Truncated));
     };
-    // The checksum (sum of the data bytes modulo 65536) is not verified: readers such as
-    // `tnef` ignore it too, and a wrong one does not make the content unusable.
+    // The checksum (sum of the data bytes modulo 65536) is not verified, because a wrong
+    // one does not make the content unusable.
     Some(Ok(Record { level, id, data: &data[start..end], next }))
 }
 
 /// Returns whether the bytes at `at` look like the start of a record (a known level
-/// and an attribute type in the ID's high word), so a record cut short is told apart
-/// from junk that follows the stream.
+/// and an attribute type in the ID's high word), which distinguishes a record cut short
+/// from junk after the stream.
 fn is_plausible_record_start(data: &[u8], at: usize) -> bool {
     let Some(header) = data.get(at..at + 5) else {
         return false;
@@ -297,13 +298,13 @@ fn is_plausible_record_start(data: &[u8], at: usize) -> bool {
 }
 
 /// Decodes a NUL-terminated name in the sender's code page. UTF-8 is taken as is, other
-/// bytes as Windows-1252 (Latin-1 for the printable range).
+/// bytes as Windows-1252, the code page of most Western Outlook installations.
 fn code_page_text(data: &[u8]) -> String {
     let end = data.iter().position(|&byte| byte == 0).unwrap_or(data.len());
     let bytes = &data[..end];
     match std::str::from_utf8(bytes) {
         Ok(text) => text.to_string(),
-        Err(_) => bytes.iter().map(|&byte| char::from(byte)).collect(),
+        Err(_) => bytes.iter().map(|&byte| windows_1252(byte)).collect(),
     }
 }
 
@@ -347,7 +348,8 @@ enum MapiValue {
     Other,
 }
 
-/// MAPI property types (`PT_*`) by their size in a TNEF property list.
+/// MAPI property types (`PT_*`) that the property reader names; the fixed-size ones
+/// are listed by size in [`read_mapi_property`].
 const PT_STRING8: u16 = 0x001E;
 const PT_UNICODE: u16 = 0x001F;
 const PT_BINARY: u16 = 0x0102;
