@@ -243,3 +243,30 @@ fn uuencode(name: &str, data: &[u8]) -> String {
     text.push_str("`\r\nend\r\n");
     text
 }
+
+#[test]
+fn daemon_cover_from_config() {
+    use support::daemon::{DOMAIN, Setup, TestDaemon, wait_for};
+    use support::smtp_client::Client;
+
+    let daemon = TestDaemon::start(Setup { documents_extra: "body = \"cover\"".to_string(), ..Setup::default() });
+    daemon.add_mapping("alice@example.com", &["+14155550100:send"]);
+    let pdf = make_pdf(&[LETTER]);
+    let message = message("Cover note for Bob, Grüße", &[("application/pdf", "a.pdf", &pdf)]);
+
+    let (mut client, _) = Client::connect(daemon.smtp_addr());
+    assert_eq!(client.command("EHLO client.example").code, 250);
+    assert_eq!(client.command("MAIL FROM:<alice@example.com>").code, 250);
+    assert_eq!(client.command(&format!("RCPT TO:<14155552222@{DOMAIN}>")).code, 250);
+    let (start, end) = client.data(&message);
+    let reply = end.unwrap_or(start);
+
+    assert!(reply.is(250, "2.0.0"), "{reply:?}\n{}", daemon.log());
+    let id = reply.text.rsplit("queued as ").next().unwrap().trim().to_string();
+    let pdf_path = daemon.outbox().join(format!("{id}.pdf"));
+    wait_for("the outbox PDF", std::time::Duration::from_secs(30), || pdf_path.exists().then_some(()));
+    let faxed = std::fs::read(pdf_path).unwrap();
+    assert_eq!(page_sizes(&faxed).len(), 2);
+    let extracted = pdf_text(&faxed);
+    assert!(extracted.split('\u{0C}').next().unwrap().contains("Cover note for Bob, Grüße"), "{extracted}");
+}
