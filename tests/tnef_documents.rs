@@ -83,3 +83,62 @@ fn winmail_given_as_file() {
 
     assert!(matches!(result, Err(DocumentError::NoDocument { .. })), "{result:?}");
 }
+
+/// Builds a TNEF stream with one attachment at attachment level.
+fn tnef_with(name: &str, data: &[u8]) -> Vec<u8> {
+    let record = |level: u8, id: u32, body: &[u8]| {
+        let mut bytes = vec![level];
+        bytes.extend_from_slice(&id.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(body);
+        let checksum = body.iter().fold(0u16, |sum, &byte| sum.wrapping_add(u16::from(byte)));
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        bytes
+    };
+    let mut stream = vec![0x78, 0x9F, 0x3E, 0x22, 0x01, 0x00];
+    stream.extend(record(2, 0x0006_9002, &[0; 14]));
+    stream.extend(record(2, 0x0001_8010, format!("{name}\0").as_bytes()));
+    stream.extend(record(2, 0x0006_800F, data));
+    stream
+}
+
+#[test]
+fn winmail_in_forwarded_messages() {
+    // winmail.dat inside a message forwarded inside another forwarded message.
+    let inner = String::from_utf8(message_with_tnef(&tnef_with("memo.txt", b"Memo from Outlook\r\n"))).unwrap();
+    let middle = format!(
+        "From: bob@example.com\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n\
+         --m\r\nContent-Type: text/plain\r\n\r\nforwarded\r\n\
+         --m\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n--m--\r\n"
+    );
+    let outer = format!(
+        "From: alice@example.com\r\nSubject: Fwd: Fwd\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n\
+         --o\r\nContent-Type: text/plain\r\n\r\nplease fax\r\n\
+         --o\r\nContent-Type: message/rfc822\r\n\r\n{middle}\r\n--o--\r\n"
+    );
+
+    let converted = message_to_pdf(outer.as_bytes(), &Limits::default()).unwrap();
+
+    assert_eq!(converted.pages, 1);
+    let faxed: Vec<&str> = converted
+        .parts
+        .iter()
+        .filter(|part| matches!(part.outcome, PartOutcome::Faxed { .. }))
+        .map(|part| part.name.as_str())
+        .collect();
+    assert_eq!(faxed, vec!["memo.txt"]);
+}
+
+#[test]
+fn winmail_inside_winmail_opened() {
+    let inner = tnef_with("memo.txt", b"Memo\r\n");
+    let outer = tnef_with("winmail.dat", &inner);
+
+    let converted = files_to_pdf(&[("winmail.dat".to_string(), outer)], &Limits::default()).unwrap();
+
+    assert_eq!(converted.parts.len(), 1);
+    assert_eq!(converted.parts[0].name, "memo.txt");
+    assert_eq!(converted.parts[0].outcome, PartOutcome::Faxed { pages: 1 });
+}
