@@ -6,6 +6,7 @@
 //! the job durably before the client hears `250`. Workers then hand each job to a
 //! [`fax`] backend. [`server`] wires these together for `faxgate run`.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod documents;
@@ -15,6 +16,9 @@ pub mod mappings;
 pub mod metrics;
 pub mod number;
 pub mod queue;
+pub mod relay;
+pub mod reports;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod webhooks;

@@ -1,4 +1,5 @@
-//! The `faxgate` command line: `run`, `check-config` and the `emails` commands.
+//! The `faxgate` command line: `run`, `check-config`, and the `emails`, `queue`
+//! and `convert` commands.
 //!
 //! [`main`] parses the arguments with clap and returns the exit status. It is 0 on
 //! success and 1 on an operational error, such as a store that cannot be opened or a
@@ -6,7 +7,9 @@
 //! clap's own usage errors included.
 //! Every error is printed to stderr as one line, `faxgate: <what failed>; <what to do>`.
 
+mod convert;
 mod emails;
+mod queue;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -49,6 +52,11 @@ enum Command {
     /// Manage which email addresses may send from or receive for which fax numbers
     #[command(subcommand)]
     Emails(emails::EmailsCommand),
+    /// List, show, retry and delete fax jobs
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// Convert files or a saved message to the PDF that would be faxed, as a preview
+    Convert(convert::ConvertArgs),
 }
 
 /// An error ready for the user: the one-line message and the exit status.
@@ -100,18 +108,33 @@ pub fn main() -> i32 {
 
 fn execute(cli: Cli) -> Result<(), Failure> {
     let (path, source) = config_path(cli.config, std::env::var_os("FAXGATE_CONFIG"));
+    if let Command::Convert(args) = &cli.command {
+        // The preview runs without a configuration file: a missing default file means
+        // the built-in settings.
+        let config = match source {
+            ConfigSource::Default if !path.exists() => None,
+            _ => Some(load_config(&path, source)?),
+        };
+        return convert::execute(args, config.as_ref());
+    }
     let config = load_config(&path, source)?;
     match cli.command {
         Command::Run => run_daemon(config),
+        // Handled above, before the configuration is required.
+        Command::Convert(_) => Ok(()),
         Command::CheckConfig => print_stdout(&config.to_masked_toml()),
-        Command::Emails(command) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|err| Failure::operational(format!("cannot start the async runtime: {err}")))?;
-            runtime.block_on(emails::execute(command, &config))
-        }
+        Command::Emails(command) => block_on(emails::execute(command, &config)),
+        Command::Queue(command) => block_on(queue::execute(command, &config)),
     }
+}
+
+/// Runs a command's future on a single-threaded runtime.
+fn block_on(command: impl std::future::Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure::operational(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(command)
 }
 
 /// Writes `text` to stdout. A closed pipe, as when the output goes to `head`, ends the
@@ -166,7 +189,13 @@ fn run_daemon(config: Config) -> Result<(), Failure> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // `try_init` leaves a subscriber that is already installed in place.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only on a terminal: under systemd the journal stores the raw bytes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -215,6 +244,15 @@ mod tests {
         assert_eq!(path, PathBuf::from(config::DEFAULT_PATH));
         let (path, _) = config_path(None, None);
         assert_eq!(path, PathBuf::from(config::DEFAULT_PATH));
+    }
+
+    #[test]
+    fn queue_retry_needs_id_or_all() {
+        let err = Cli::try_parse_from(["faxgate", "queue", "retry"]).unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        let err = Cli::try_parse_from(["faxgate", "queue", "retry", "01J", "--all"]).unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        assert!(Cli::try_parse_from(["faxgate", "queue", "retry", "--all"]).is_ok());
     }
 
     #[test]

@@ -9,12 +9,13 @@
 //! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
 //! for files inside text bodies), and `tnef` replaces `winmail.dat` files by their
 //! attachments. Then `kind` detects each document's kind and dispatches it to a
-//! converter: `pdf` (with `flatten` for filled-in forms), `text`, or `office` through
-//! LibreOffice. Last, `merge` joins the pages.
+//! converter: `pdf` (with `flatten` for filled-in forms), `tiff`, `image`, `text`, or
+//! `office` through LibreOffice. Last, `merge` joins the pages.
 
 mod error;
 mod filename;
 mod flatten;
+mod image;
 mod kind;
 mod limits;
 mod merge;
@@ -23,6 +24,7 @@ pub mod office;
 mod pdf;
 mod pool;
 mod text;
+mod tiff;
 mod tnef;
 mod uuencode;
 

@@ -13,8 +13,9 @@ use crate::fax::{Backend, FaxRecord, FaxStatus, FaxSubmission, SubmitError};
 
 /// Maximum time an idle worker sleeps before it checks the database again. This bounds
 /// how late a job changed by another process (such as `faxgate queue retry`) is picked
-/// up. Jobs enqueued or retried in this process wake the workers at once.
-const POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// up. It is kept short because each check costs only one indexed query per worker.
+/// Jobs enqueued or retried in this process wake the workers at once.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Minimum age of a spool file that no job uses before it is removed at start. An
 /// enqueue writes its file and commits its jobs within moments, so an hour spares any
