@@ -152,7 +152,7 @@ async fn start_fax_to_email(
         InboundEvents::new(store.clone(), config.gateway.data_dir.join("inbound"), config.fax.max_queue_lifetime);
     queue.keep_completed_documents(config.notifications.attach_copy && config.notifications.on_success);
     let reporter = Reporter::new(store.clone(), queue.clone(), emails.clone(), backend.clone(), config.clone());
-    let relay = Arc::new(Relay::from_config(&config.relay)?);
+    let relay = Arc::new(Relay::from_config(&config.relay, &config.gateway.hostname)?);
 
     let webhook_tls = match (&config.webhooks.tls_cert, &config.webhooks.tls_key) {
         (Some(cert), Some(key)) => Some(smtp::TlsConfig::load(cert, key)?),
@@ -162,7 +162,7 @@ async fn start_fax_to_email(
         .await
         .with_context(|| format!("cannot listen on {} (webhooks.address)", config.webhooks.address))?;
     if config.webhooks.password.is_empty() {
-        warn!("webhooks.password is empty: the webhook accepts anyone who knows webhooks.username; set a password");
+        warn!("webhooks.password is empty: every webhook request is refused with 401 until a password is set");
     }
     info!(address = %config.webhooks.address, tls = webhook_tls.is_some(), "webhook listener bound");
 
