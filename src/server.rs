@@ -81,7 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Fax to email and delivery reports: the webhook listener, the dispatcher of
     // received faxes, the report task and the email workers.
     let (fax_to_email, webhook_tls) =
-        start_fax_to_email(&config, &store, &mappings, &queue, &backend, &shutdown_rx).await?;
+        start_fax_to_email(&config, &store, &mappings, &queue, &backend, &listener_health, &shutdown_rx).await?;
 
     let intake = Arc::new(Intake::new(config.clone(), mappings, queue));
     let smtp_server = {
@@ -144,6 +144,7 @@ async fn start_fax_to_email(
     mappings: &Mappings,
     queue: &Queue,
     backend: &Arc<fax::Backend>,
+    health: &api::ListenerHealth,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<(Vec<(&'static str, tokio::task::JoinHandle<()>)>, Option<smtp::TlsConfig>)> {
     let policy = RetryPolicy::from_config(&config.fax);
@@ -173,10 +174,13 @@ async fn start_fax_to_email(
     };
     let webhook_shutdown = shutdown.clone();
     let served_tls = webhook_tls.clone();
+    let health = health.clone();
+    health.set("webhooks", true);
     let webhook_server = tokio::spawn(async move {
         if let Err(err) = webhooks::serve(listener, served_tls, state, webhook_shutdown).await {
             error!(error = %err, "webhook listener failed");
         }
+        health.set("webhooks", false);
     });
     let dispatcher = Dispatcher {
         events,
