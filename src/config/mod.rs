@@ -3,6 +3,7 @@
 //! resolved against `data_dir`, durations as [`Duration`], secrets read from their
 //! `<key>_file`). Every error names the key and what to write instead.
 
+mod checks;
 mod raw;
 mod settings;
 

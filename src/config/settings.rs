@@ -351,7 +351,10 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, InvalidKey
         password: secret("api.password", raw.api.password, raw.api.password_file, base)?,
         project_id: non_empty("api.project_id", raw.api.project_id)?,
     };
-    Ok(Config { gateway, smtp, senders, documents, fax, webhooks, relay, notifications, api })
+    let config = Config { gateway, smtp, senders, documents, fax, webhooks, relay, notifications, api };
+    super::checks::check_addresses(&config)?;
+    super::checks::check_files(&config)?;
+    Ok(config)
 }
 
 fn gateway(raw: raw::RawGateway, data_dir: PathBuf) -> Result<Gateway, InvalidKey> {
