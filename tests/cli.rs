@@ -435,3 +435,20 @@ fn shared_listener_address_names_both_keys() {
     setup.edit("address = \"127.0.0.1:2525\"", "address = \"0.0.0.0:8025\"");
     assert_config_error(&setup, "api.address", &["smtp.listeners[0].address"]);
 }
+
+#[test]
+fn check_config_output_reads_back() {
+    let example = example_config();
+    let output = faxgate(&["check-config", "--config", example.to_str().unwrap()], "", None);
+    assert_success(&output);
+    let printed = stdout(&output);
+    assert!(printed.contains("[fax.outbox]"), "{printed}");
+    assert!(printed.contains("ca_file = \"\""), "{printed}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("printed.toml");
+    std::fs::write(&copy, &printed).unwrap();
+    let output = faxgate(&["check-config", "--config", copy.to_str().unwrap()], "", None);
+    assert_success(&output);
+    assert_eq!(stdout(&output), printed);
+}

@@ -4,6 +4,7 @@
 //! `<key>_file`). Every error names the key and what to write instead.
 
 mod checks;
+mod print;
 mod raw;
 mod settings;
 
@@ -37,11 +38,14 @@ impl InvalidKey {
     }
 }
 
-/// Reads and checks the configuration file at `path`.
+/// Reads and checks the configuration file at `path`. Relative paths in the file are
+/// resolved against its absolute folder, so the settings do not depend on the working
+/// directory once loaded.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    parse(&text, path)
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    parse(&text, &absolute)
 }
 
 /// Parses configuration text; `path` is used in messages and to resolve relative paths.
@@ -255,6 +259,46 @@ mod tests {
         let printed = config.to_masked_toml();
         assert!(!printed.contains("topsecret"), "{printed}");
         assert!(printed.contains("key_secret = \"********\""), "{printed}");
+    }
+
+    #[test]
+    fn printed_config_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let example = include_str!("../../config.example.toml");
+        let text = format!(
+            "{example}\n[[smtp.listeners]]\naddress = \"127.0.0.1:2526\"\nallowed_clients = [\"192.0.2.0/24\", \"::1\"]\n"
+        )
+        .replace("ca_file = \"\"", "ca_file = \"ca.pem\"")
+        .replace("key_secret = \"\"", &format!("key_secret_file = {:?}", secret.display().to_string()));
+        std::fs::write(dir.path().join("ca.pem"), test_certificate_pem()).unwrap();
+        let path = dir.path().join("faxgate.toml");
+
+        let first = parse(&text, &path).unwrap();
+        let printed = first.to_masked_toml();
+        assert!(printed.contains("[fax.outbox]\ndir = \"outbox\""), "{printed}");
+        assert!(printed.contains("key_secret_file = "), "{printed}");
+        assert!(!printed.contains("outbox_dir"), "{printed}");
+
+        let second = parse(&printed, &path).unwrap();
+        assert_eq!(second.to_masked_toml(), printed);
+        assert_eq!(format!("{second:?}"), format!("{first:?}"));
+        assert_eq!(second.fax.sinch.key_secret.expose(), "s3cret");
+    }
+
+    #[test]
+    fn printed_config_masks_inline_secrets() {
+        let path = Path::new("/etc/faxgate/faxgate.toml");
+        let first = parse("[api]\npassword = \"topsecret\"\n", path).unwrap();
+        let printed = first.to_masked_toml();
+        assert!(printed.contains("password = \"********\""), "{printed}");
+        let second = parse(&printed, path).unwrap();
+        assert_eq!(second.to_masked_toml(), printed);
+    }
+
+    fn test_certificate_pem() -> String {
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap().cert.pem()
     }
 
     #[test]
