@@ -39,9 +39,10 @@ pub enum ServeError {
 
 /// Serves SMTP on already bound listeners until `shutdown` turns true.
 ///
-/// On shutdown it stops accepting, and sessions between commands get `421 4.3.0` and
-/// close. A message transfer in progress may finish within `shutdown_grace`, then the
-/// sessions still open are cut. Returns when every session task has ended.
+/// On shutdown it stops accepting, and sessions between commands with no mail
+/// transaction open get `421 4.3.0` and close. A session with a transaction open is
+/// served until the transaction ends, then gets `421 4.3.0`. Sessions still open when
+/// `shutdown_grace` ends are cut. Returns when every session task has ended.
 pub async fn serve<H: Handler>(
     listeners: Vec<(TcpListener, config::Listener)>,
     settings: Arc<config::Smtp>,

@@ -35,7 +35,8 @@ pub struct ServerContext<H> {
     /// Needed by listeners with `tls = "starttls"` or `"implicit"`.
     pub tls: Option<TlsConfig>,
     pub handler: Arc<H>,
-    /// Shutdown flag: `true` makes sessions close between commands with `421 4.3.0`.
+    /// Shutdown flag: `true` makes sessions close with `421 4.3.0` between commands
+    /// once no mail transaction is open.
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -211,11 +212,12 @@ where
 
     /// Waits for the next command line, or for the next line of an AUTH exchange when
     /// `between_commands` is false. Shutdown ends the wait only between commands and
-    /// outside a BDAT transfer, so that an exchange or a message in progress can finish
-    /// within the shutdown grace period.
+    /// outside a mail transaction, so that an exchange or a transaction in progress can
+    /// finish. The listener cuts sessions still open when the shutdown grace period ends.
     pub(super) async fn next_line(&mut self, between_commands: bool) -> Result<Line, SessionEnd> {
         let command_deadline = Instant::now() + self.context.settings.command_timeout;
-        let watch_shutdown = between_commands && self.message_deadline().is_none();
+        let in_transaction = matches!(self.state, State::Mail(_));
+        let watch_shutdown = between_commands && !in_transaction;
         loop {
             if watch_shutdown && *self.context.shutdown.borrow() {
                 return Err(SessionEnd::Shutdown);
