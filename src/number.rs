@@ -37,7 +37,10 @@ impl Number {
             return Err(NumberError::new(written, "it is too long for a fax number"));
         }
         if let Some(c) = text.chars().find(|c| !(c.is_ascii_digit() || "+-.() ".contains(*c))) {
-            let reason = if ",pP*#".contains(c) {
+            // Pauses and tones are named only in what is otherwise a dialled number, so
+            // that a word such as "help" is not described as a pause.
+            let dialled = text.chars().all(|c| c.is_ascii_digit() || "+-.() ,pP*#".contains(c));
+            let reason = if dialled && ",pP*#".contains(c) {
                 format!("the character {c:?} (a pause or tone) cannot be dialled by the fax service")
             } else {
                 format!("the character {c:?} is not allowed in a fax number")
@@ -181,6 +184,9 @@ mod tests {
         assert!(us("fax").unwrap_err().reason.contains("not allowed"));
         assert!(us("4155552222p1").unwrap_err().reason.contains("pause"));
         assert!(us("*4155552222").unwrap_err().reason.contains("pause or tone"));
+        assert!(us("1415p5552222").unwrap_err().reason.contains("pause or tone"));
+        let word = us("help").unwrap_err().reason;
+        assert!(!word.contains("pause or tone"), "{word}");
         assert!(us("41+55552222").is_err());
         assert!(us("").is_err());
     }
