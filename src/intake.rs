@@ -91,7 +91,7 @@ impl Intake {
             Rejection::new("recipient", Reply::new(550, "5.1.3", text))
         })?;
         if let Some(reason) = self.destinations.check(&number) {
-            return Err(Rejection::new("destination", Reply::new(550, "5.7.1", format!("{number}: {reason}"))));
+            return Err(Rejection::new("destination", Reply::new(550, "5.7.1", reason)));
         }
 
         // The envelope already decides whether the sender may fax at all; the header

@@ -121,18 +121,19 @@ pub struct DestinationPolicy {
 }
 
 impl DestinationPolicy {
-    /// Returns why `number` may not be faxed to, or `None` when it may.
+    /// Returns why `number` may not be faxed to, as a sentence that names the number, or
+    /// `None` when it may.
     pub fn check(&self, number: &Number) -> Option<String> {
         if let Some(prefix) = self.denied_prefixes.iter().find(|p| number.as_str().starts_with(p.as_str())) {
-            return Some(format!("numbers starting with {prefix} may not be faxed"));
+            return Some(format!("{number} is denied because numbers starting with {prefix} may not be faxed"));
         }
         if !self.allowed_countries.is_empty() {
             let region = number.region().map(|r| r.as_ref().to_string());
             if !region.as_ref().is_some_and(|r| self.allowed_countries.contains(r)) {
                 return Some(format!(
-                    "faxes may be sent only to {}, and {number} is in {}",
-                    self.allowed_countries.join(", "),
+                    "{number} is in {}; faxes may be sent only to {}",
                     region.as_deref().unwrap_or("no known region"),
+                    self.allowed_countries.join(", "),
                 ));
             }
         }
@@ -206,6 +207,6 @@ mod tests {
         assert!(policy.check(&us("+19005550100").unwrap_or(Number("+19005550100".into()))).is_some());
         assert!(policy.check(&us("+14155552222").unwrap()).is_none());
         let german = Number::parse("+4930123456", Region::US).unwrap();
-        assert!(policy.check(&german).unwrap().contains("DE"));
+        assert_eq!(policy.check(&german).unwrap(), "+4930123456 is in DE; faxes may be sent only to US");
     }
 }

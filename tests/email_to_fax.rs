@@ -171,6 +171,18 @@ fn name_recipient_gets_plain_rejection() {
 }
 
 #[test]
+fn country_rejection_names_number_first() {
+    let daemon = daemon_with_alice(Setup { fax_extra: "allowed_countries = [\"US\", \"CA\"]".into(), ..Setup::default() });
+    let (mut client, _) = Client::connect(daemon.smtp_addr());
+    client.command("EHLO client.example");
+    assert_eq!(client.command(&format!("MAIL FROM:<{ALICE}>")).code, 250);
+
+    let reply = client.command(&format!("RCPT TO:<+442079460000@{DOMAIN}>"));
+    assert!(reply.is(550, "5.7.1"), "{reply:?}");
+    assert_eq!(reply.text, "5.7.1 +442079460000 is in GB; faxes may be sent only to US, CA");
+}
+
+#[test]
 fn receive_only_sender_is_rejected() {
     let daemon = TestDaemon::start(Setup::default());
     daemon.add_mapping("bob@example.com", &["+14155550101:receive"]);
