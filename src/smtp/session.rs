@@ -303,11 +303,10 @@ where
             Request::Vrfy { .. } => {
                 self.reply(Reply::new(252, "2.5.0", "cannot VRFY user, but will accept message and attempt delivery"))?
             }
-            Request::Help { .. } => self.reply(Reply::new(
-                214,
-                "2.0.0",
-                "commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
-            ))?,
+            Request::Help { .. } => {
+                let help = self.help_text();
+                self.reply(Reply::new(214, "2.0.0", help))?
+            }
             other => {
                 let name = other.name();
                 debug!(command = name, "command not implemented");
@@ -342,6 +341,19 @@ where
             lines.push("AUTH PLAIN LOGIN".to_string());
         }
         self.reply(Reply::new(250, "", lines.join("\n")))
+    }
+
+    /// Lists the commands this session accepts now; STARTTLS and AUTH only when EHLO
+    /// would advertise them.
+    fn help_text(&self) -> String {
+        let mut text = "commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP".to_string();
+        if self.starttls_offered() && !self.info.tls {
+            text.push_str(" STARTTLS");
+        }
+        if self.auth_offered() {
+            text.push_str(" AUTH");
+        }
+        text
     }
 
     pub(super) fn starttls_offered(&self) -> bool {

@@ -298,3 +298,18 @@ async fn implicit_tls_listener_rejects_inside_tls() {
     shutdown.send(true).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn help_lists_only_offered_extensions() {
+    let certificate = TestCertificate::new();
+    let mut harness = start(settings(), listener(TlsMode::Starttls, AuthMode::Optional), Some(certificate.load()));
+    harness.client.expect("220 ").await;
+    let help = harness.client.command("HELP", "214 2.0.0").await;
+    assert!(help.contains("STARTTLS"), "{help}");
+    assert!(!help.contains("AUTH"), "AUTH is offered only over TLS: {help}");
+
+    let (_harness, mut client, _certificate) = start_after_starttls(AuthMode::Optional).await;
+    let help = client.command("HELP", "214 2.0.0").await;
+    assert!(help.contains("AUTH"), "{help}");
+    assert!(!help.contains("STARTTLS"), "TLS is already active: {help}");
+}
