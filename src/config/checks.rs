@@ -1,6 +1,6 @@
-//! Checks that need more than the values themselves: the files named in the
-//! configuration must be readable PEM, and no two listeners may share an address. They
-//! run as part of validation, so `check-config` reports what `run` would fail on.
+//! Checks that need more than single values: no two listeners may share an address,
+//! checked during validation, and the files named in the configuration must be
+//! readable PEM, checked by `run` and `check-config` through [`Config::check_files`].
 
 use std::net::SocketAddr;
 use std::path::Path;

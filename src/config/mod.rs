@@ -62,6 +62,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
+impl Config {
+    /// Loads every certificate, key and CA file named in the configuration, as the
+    /// daemon does at start-up. It is a step of its own, not part of [`load`], so that
+    /// commands that never use these files work for a user who cannot read them.
+    /// `path` is the configuration file, named in the error.
+    pub fn check_files(&self, path: &Path) -> Result<(), ConfigError> {
+        checks::check_files(self).map_err(|invalid| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: invalid.key,
+            message: invalid.message,
+        })
+    }
+}
+
 /// Formats a TOML error as one line: the line number, the table it is in, and the
 /// message, which names an unknown key or table and lists the names expected there,
 /// or names the key whose value has the wrong type and the type expected.

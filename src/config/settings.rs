@@ -364,7 +364,6 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, InvalidKey
     };
     let config = Config { gateway, smtp, senders, documents, fax, webhooks, relay, notifications, api };
     super::checks::check_addresses(&config)?;
-    super::checks::check_files(&config)?;
     Ok(config)
 }
 
