@@ -47,7 +47,7 @@ pub(super) fn check_addresses(config: &Config) -> Result<(), InvalidKey> {
     Ok(())
 }
 
-/// Port 0 asks the system for a free port, so it never collides.
+/// Port 0 requests any free port from the system, so it never collides.
 fn overlaps(first: SocketAddr, second: SocketAddr) -> bool {
     first.port() != 0
         && first.port() == second.port()

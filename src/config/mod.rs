@@ -135,8 +135,10 @@ fn enclosing_table(before: &str) -> Option<String> {
 fn table_header(line: &str) -> Option<&str> {
     let line = line.split('#').next()?.trim();
     let inner = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]"));
-    let inner = inner.or_else(|| line.strip_prefix('[').and_then(|l| l.strip_suffix(']')))?;
-    Some(inner.trim())
+    let inner = inner.or_else(|| line.strip_prefix('[').and_then(|l| l.strip_suffix(']')))?.trim();
+    // A line of a multi-line array, such as `["a", "b"]`, is not a header.
+    let is_key = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+    (!inner.is_empty() && inner.chars().all(is_key)).then_some(inner)
 }
 
 /// Replaces serde's Rust type names with the TOML form a user writes.
