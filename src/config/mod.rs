@@ -100,19 +100,19 @@ fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
         return format!("line {line_number} in [{header}]: {message}");
     }
 
-    if let Some(expected) = message.strip_prefix("invalid type: ").and_then(|rest| rest.split_once(", expected ")) {
-        if let Some((key, _)) = line.split_once('=') {
-            let key = key.trim().trim_matches('"');
-            let full_key = match &table {
-                Some(table) => format!("{table}.{key}"),
-                None => key.to_string(),
-            };
-            let value = text.get(span.clone()).unwrap_or("").trim();
-            return format!(
-                "line {line_number}: invalid value {value} for {full_key}; expected {}",
-                describe_expected(expected.1)
-            );
-        }
+    if let Some((_, expected)) = message.strip_prefix("invalid type: ").and_then(|rest| rest.split_once(", expected "))
+        && let Some((key, _)) = line.split_once('=')
+    {
+        let key = key.trim().trim_matches('"');
+        let full_key = match &table {
+            Some(table) => format!("{table}.{key}"),
+            None => key.to_string(),
+        };
+        let value = text.get(span.clone()).unwrap_or("").trim();
+        return format!(
+            "line {line_number}: invalid value {value} for {full_key}; expected {}",
+            describe_expected(expected)
+        );
     }
 
     match table {
