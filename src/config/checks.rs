@@ -9,14 +9,18 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::InvalidKey;
-use super::settings::Config;
+use super::settings::{Config, RelayBackendKind};
 use crate::smtp::{TlsConfig, TlsError, describe_pem_error};
 
-/// Loads every certificate, key and CA file that the daemon loads at start-up.
+/// Loads every certificate, key and CA file that the daemon loads at start-up with
+/// these settings.
 pub(super) fn check_files(config: &Config) -> Result<(), InvalidKey> {
     check_tls_pair("smtp", config.smtp.tls_cert.as_deref(), config.smtp.tls_key.as_deref())?;
     check_tls_pair("webhooks", config.webhooks.tls_cert.as_deref(), config.webhooks.tls_key.as_deref())?;
-    if let Some(path) = &config.relay.ca_file {
+    // The maildir backend never reads the CA file, so it does not stop the daemon.
+    if config.relay.backend == RelayBackendKind::Smtp
+        && let Some(path) = &config.relay.ca_file
+    {
         check_ca_file(path)?;
     }
     Ok(())
