@@ -82,14 +82,18 @@ impl Intake {
             return Err(Rejection::new("relaying", Reply::new(550, "5.7.1", text)));
         }
         let number = Number::parse(local_part, self.config.gateway.default_region).map_err(|err| {
-            let text = format!(
-                "{local_part:?} is not a fax number ({}); address faxes as <number>@{domain}, such as 14155552222@{domain}",
-                err.reason
-            );
+            let usage = format!("address faxes as <number>@{domain}, such as 14155552222@{domain}");
+            // A name such as postmaster was never meant as a number, so the parser's
+            // reason about single characters would only mislead.
+            let text = if local_part.trim_start_matches('"').starts_with(|c: char| c.is_alphabetic()) {
+                format!("{local_part:?} is not a fax number; {usage}")
+            } else {
+                format!("{local_part:?} is not a fax number ({}); {usage}", err.reason)
+            };
             Rejection::new("recipient", Reply::new(550, "5.1.3", text))
         })?;
         if let Some(reason) = self.destinations.check(&number) {
-            return Err(Rejection::new("destination", Reply::new(550, "5.7.1", format!("{number}: {reason}"))));
+            return Err(Rejection::new("destination", Reply::new(550, "5.7.1", reason)));
         }
 
         // The envelope already decides whether the sender may fax at all; the header

@@ -37,7 +37,10 @@ impl Number {
             return Err(NumberError::new(written, "it is too long for a fax number"));
         }
         if let Some(c) = text.chars().find(|c| !(c.is_ascii_digit() || "+-.() ".contains(*c))) {
-            let reason = if ",pP*#".contains(c) {
+            // Pauses and tones are named only in what is otherwise a dialled number, so
+            // that a word such as "help" is not described as a pause.
+            let dialled = text.chars().all(|c| c.is_ascii_digit() || "+-.() ,pP*#".contains(c));
+            let reason = if dialled && ",pP*#".contains(c) {
                 format!("the character {c:?} (a pause or tone) cannot be dialled by the fax service")
             } else {
                 format!("the character {c:?} is not allowed in a fax number")
@@ -118,18 +121,19 @@ pub struct DestinationPolicy {
 }
 
 impl DestinationPolicy {
-    /// Returns why `number` may not be faxed to, or `None` when it may.
+    /// Returns why `number` may not be faxed to, as a sentence that names the number, or
+    /// `None` when it may.
     pub fn check(&self, number: &Number) -> Option<String> {
         if let Some(prefix) = self.denied_prefixes.iter().find(|p| number.as_str().starts_with(p.as_str())) {
-            return Some(format!("numbers starting with {prefix} may not be faxed"));
+            return Some(format!("{number} is denied because numbers starting with {prefix} may not be faxed"));
         }
         if !self.allowed_countries.is_empty() {
             let region = number.region().map(|r| r.as_ref().to_string());
             if !region.as_ref().is_some_and(|r| self.allowed_countries.contains(r)) {
                 return Some(format!(
-                    "faxes may be sent only to {}, and {number} is in {}",
-                    self.allowed_countries.join(", "),
+                    "{number} is in {}; faxes may be sent only to {}",
                     region.as_deref().unwrap_or("no known region"),
+                    self.allowed_countries.join(", "),
                 ));
             }
         }
@@ -181,6 +185,9 @@ mod tests {
         assert!(us("fax").unwrap_err().reason.contains("not allowed"));
         assert!(us("4155552222p1").unwrap_err().reason.contains("pause"));
         assert!(us("*4155552222").unwrap_err().reason.contains("pause or tone"));
+        assert!(us("1415p5552222").unwrap_err().reason.contains("pause or tone"));
+        let word = us("help").unwrap_err().reason;
+        assert!(!word.contains("pause or tone"), "{word}");
         assert!(us("41+55552222").is_err());
         assert!(us("").is_err());
     }
@@ -200,6 +207,6 @@ mod tests {
         assert!(policy.check(&us("+19005550100").unwrap_or(Number("+19005550100".into()))).is_some());
         assert!(policy.check(&us("+14155552222").unwrap()).is_none());
         let german = Number::parse("+4930123456", Region::US).unwrap();
-        assert!(policy.check(&german).unwrap().contains("DE"));
+        assert_eq!(policy.check(&german).unwrap(), "+4930123456 is in DE; faxes may be sent only to US");
     }
 }

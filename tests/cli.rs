@@ -387,3 +387,117 @@ async fn password_at_terminal_is_not_echoed() {
     let mappings = Mappings::new(Store::open(&setup.database()).await.unwrap());
     assert!(mappings.verify_password("alice@example.com", "typed secret").await.unwrap());
 }
+
+impl Setup {
+    /// Rewrites the configuration file with `from` replaced by `to`.
+    fn edit(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(text.contains(from), "config.example.toml no longer contains {from:?}");
+        std::fs::write(&self.config, text.replacen(from, to, 1)).unwrap();
+    }
+}
+
+/// Asserts that `check-config` and `run` both fail with status 2, naming `key` once and
+/// each of `fragments`.
+fn assert_config_error(setup: &Setup, key: &str, fragments: &[&str]) {
+    for args in [&["check-config"][..], &["run"][..]] {
+        let output = setup.run(args);
+        assert_error(&output, 2, fragments);
+        let err = stderr(&output);
+        assert_eq!(err.matches(key).count(), 1, "expected {key:?} once in {err}");
+        assert_eq!(stdout(&output), "", "{args:?}");
+    }
+}
+
+#[test]
+fn missing_tls_certificate_is_config_error() {
+    let setup = Setup::new();
+    let missing = setup.dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    setup.edit(
+        "# tls_cert = \"/etc/faxgate/tls/fullchain.pem\"\n# tls_key = \"/etc/faxgate/tls/privkey.pem\"",
+        &format!("tls_cert = {missing:?}\ntls_key = {missing:?}"),
+    );
+    assert_config_error(&setup, "smtp.tls_cert", &[missing]);
+    let err = stderr(&setup.run(&["check-config"]));
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    // Commands that never use the certificate still work.
+    assert_success(&setup.run(&["emails", "list"]));
+}
+
+#[test]
+fn unreadable_tls_key_is_config_error() {
+    let setup = Setup::new();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = setup.dir.path().join("cert.pem");
+    let key = setup.dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, "not a key\n").unwrap();
+    setup.edit(
+        "# tls_cert = \"/etc/faxgate/tls/fullchain.pem\"\n# tls_key = \"/etc/faxgate/tls/privkey.pem\"",
+        &format!("tls_cert = {:?}\ntls_key = {:?}", cert.to_str().unwrap(), key.to_str().unwrap()),
+    );
+    assert_config_error(&setup, "smtp.tls_key", &[key.to_str().unwrap()]);
+
+    // A valid pair passes, and a bad certificate names the certificate key.
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    assert_success(&setup.run(&["check-config"]));
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    assert_config_error(&setup, "smtp.tls_cert", &[cert.to_str().unwrap()]);
+}
+
+#[test]
+fn webhooks_tls_files_are_checked() {
+    let setup = Setup::new();
+    let missing = setup.dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    setup.edit(
+        "[webhooks]\n",
+        &format!("[webhooks]\ntls_cert = {missing:?}\ntls_key = {missing:?}\n"),
+    );
+    assert_config_error(&setup, "webhooks.tls_cert", &[missing]);
+}
+
+#[test]
+fn invalid_relay_ca_file_is_config_error() {
+    let setup = Setup::new();
+    let ca = setup.dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    setup.edit("ca_file = \"\"", &format!("ca_file = {:?}", ca.to_str().unwrap()));
+    // The maildir backend does not read the CA file.
+    assert_success(&setup.run(&["check-config"]));
+    setup.edit("backend = \"maildir\"", "backend = \"smtp\"");
+    assert_config_error(&setup, "relay.ca_file", &[ca.to_str().unwrap(), "BEGIN CERTIFICATE"]);
+
+    std::fs::remove_file(&ca).unwrap();
+    assert_config_error(&setup, "relay.ca_file", &["No such file or directory"]);
+}
+
+#[test]
+fn shared_listener_address_names_both_keys() {
+    let setup = Setup::new();
+    setup.edit("address = \"127.0.0.1:8025\"", "address = \"127.0.0.1:8080\"");
+    assert_config_error(&setup, "api.address", &["webhooks.address", "127.0.0.1:8080"]);
+
+    let setup = Setup::new();
+    setup.edit("address = \"127.0.0.1:2525\"", "address = \"0.0.0.0:8025\"");
+    assert_config_error(&setup, "api.address", &["smtp.listeners[0].address"]);
+}
+
+#[test]
+fn check_config_output_reads_back() {
+    let example = example_config();
+    let output = faxgate(&["check-config", "--config", example.to_str().unwrap()], "", None);
+    assert_success(&output);
+    let printed = stdout(&output);
+    assert!(printed.contains("[fax.outbox]"), "{printed}");
+    assert!(printed.contains("ca_file = \"\""), "{printed}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("printed.toml");
+    std::fs::write(&copy, &printed).unwrap();
+    let output = faxgate(&["check-config", "--config", copy.to_str().unwrap()], "", None);
+    assert_success(&output);
+    assert_eq!(stdout(&output), printed);
+}

@@ -149,6 +149,40 @@ fn envelope_rejections_have_exact_codes() {
 }
 
 #[test]
+fn name_recipient_gets_plain_rejection() {
+    let daemon = daemon_with_alice(Setup::default());
+    let (mut client, _) = Client::connect(daemon.smtp_addr());
+    client.command("EHLO client.example");
+    assert_eq!(client.command(&format!("MAIL FROM:<{ALICE}>")).code, 250);
+
+    let reply = client.command(&format!("RCPT TO:<postmaster@{DOMAIN}>"));
+    assert!(reply.is(550, "5.1.3"), "{reply:?}");
+    assert_eq!(
+        reply.text,
+        format!(
+            "5.1.3 \"postmaster\" is not a fax number; address faxes as <number>@{DOMAIN}, such as 14155552222@{DOMAIN}"
+        )
+    );
+
+    // A dialled number with a pause still names the pause.
+    let reply = client.command(&format!("RCPT TO:<1415p5552222@{DOMAIN}>"));
+    assert!(reply.is(550, "5.1.3"), "{reply:?}");
+    assert!(reply.text.contains("pause or tone"), "{reply:?}");
+}
+
+#[test]
+fn country_rejection_names_number_first() {
+    let daemon = daemon_with_alice(Setup { fax_extra: "allowed_countries = [\"US\", \"CA\"]".into(), ..Setup::default() });
+    let (mut client, _) = Client::connect(daemon.smtp_addr());
+    client.command("EHLO client.example");
+    assert_eq!(client.command(&format!("MAIL FROM:<{ALICE}>")).code, 250);
+
+    let reply = client.command(&format!("RCPT TO:<+442079460000@{DOMAIN}>"));
+    assert!(reply.is(550, "5.7.1"), "{reply:?}");
+    assert_eq!(reply.text, "5.7.1 +442079460000 is in GB; faxes may be sent only to US, CA");
+}
+
+#[test]
 fn receive_only_sender_is_rejected() {
     let daemon = TestDaemon::start(Setup::default());
     daemon.add_mapping("bob@example.com", &["+14155550101:receive"]);

@@ -159,6 +159,36 @@ async fn deleted_job_is_never_submitted() {
 }
 
 #[tokio::test]
+async fn retry_makes_queued_job_due_now() {
+    let harness = Harness::new(Duration::from_secs(60)).await;
+    let ids = harness.queue.enqueue_faxes(request(&[TO, TO_2]), PDF).await.unwrap();
+    // As if both jobs had failed twice and waited an hour for their next attempt.
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let later_ms = i64::try_from(later.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    sqlx::query("UPDATE fax_jobs SET attempts = 2, next_attempt_at = ?")
+        .bind(later_ms)
+        .execute(harness.store.pool())
+        .await
+        .unwrap();
+    let before = harness.queue.job(&ids[0]).await.unwrap().unwrap();
+
+    harness.queue.retry(&ids[0]).await.unwrap();
+    let job = harness.queue.job(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.attempts, 2, "making a queued job due keeps its attempt count");
+    assert!(job.next_attempt_at <= std::time::SystemTime::now(), "the job is not due now");
+    assert_eq!(job.expires_at, before.expires_at, "making a queued job due keeps its lifetime");
+    let history = harness.queue.history(&ids[0]).await.unwrap();
+    assert_eq!(history.last().unwrap().reason, "made due now by an administrator");
+
+    let retried = harness.queue.retry_all().await.unwrap();
+    assert_eq!(retried.len(), 2, "{retried:?}");
+    let other = harness.queue.job(&ids[1]).await.unwrap().unwrap();
+    assert!(other.next_attempt_at <= std::time::SystemTime::now(), "retry_all left a queued job waiting");
+    assert_eq!(other.attempts, 2);
+}
+
+#[tokio::test]
 async fn document_kept_until_all_jobs_end() {
     let harness = Harness::new(Duration::from_secs(60)).await;
     let ids = harness.queue.enqueue_faxes(request(&[TO, TO_2]), PDF).await.unwrap();

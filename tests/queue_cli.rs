@@ -147,7 +147,7 @@ fn unknown_id_and_wrong_state_fail() {
         assert!(message.contains("01NOSUCHJOB"), "{message}");
         assert!(message.contains("faxgate queue list"), "{message}");
     }
-    assert_eq!(queue_ok(&daemon, &["retry", "--all"]), "no failed jobs to retry\n");
+    assert_eq!(queue_ok(&daemon, &["retry", "--all"]), "no failed or queued jobs to retry\n");
 
     let reply = send_fax(daemon.smtp_addr(), ALICE, TO);
     assert!(reply.is(250, "2.0.0"), "{reply:?}");
@@ -159,7 +159,7 @@ fn unknown_id_and_wrong_state_fail() {
     assert!(message.contains("only queued or failed jobs can be deleted"), "{message}");
     let message = queue_fails(&daemon, &["retry", &id], 1);
     assert!(message.contains(&format!("cannot retry job {id}: it is completed")), "{message}");
-    assert!(message.contains("only failed jobs can be retried"), "{message}");
+    assert!(message.contains("only failed or queued jobs can be retried"), "{message}");
     // The refused commands changed nothing.
     assert_eq!(history(&queue_ok(&daemon, &["show", &id])).len(), 3);
 
@@ -230,7 +230,34 @@ async fn delete_stops_queued_job() {
         assert_eq!(field(&queue_ok(&daemon, &["show", &id]), "state"), "deleted");
 
         let message = queue_fails(&daemon, &["delete", &id], 1);
-        assert!(message.contains("it is deleted"), "{message}");
+        assert_eq!(message, format!("faxgate: job {id} is deleted already\n"));
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_makes_queued_job_due_now() {
+    let fake = FakeSinch::start().await;
+    // A 503 is transient: the job goes back to the queue, due again after Retry-After,
+    // which is long enough that only the retry can explain a prompt second request.
+    const RETRY_AFTER: u64 = 600;
+    fake.fail_next_sends(1, 503, Some(RETRY_AFTER));
+    let daemon = sinch_daemon(&fake);
+
+    tokio::task::block_in_place(|| {
+        let reply = send_fax(daemon.smtp_addr(), ALICE, TO);
+        assert!(reply.is(250, "2.0.0"), "{reply:?}");
+        let id = queued_ids(&reply).remove(0);
+        wait_for("the failed attempt", Duration::from_secs(30), || {
+            let show = queue_ok(&daemon, &["show", &id]);
+            (field(&show, "state") == "queued" && field(&show, "attempts") == "1").then_some(show)
+        });
+
+        assert_eq!(queue_ok(&daemon, &["retry", "--all"]), format!("retried {id}: queued, due now\n"));
+        wait_for("the second fax request", Duration::from_secs(30), || (sends_for(&fake, &id) == 2).then_some(()));
+        let submitted = wait_for_state(&daemon, &id, "submitted");
+        assert_eq!(field(&submitted, "attempts"), "2", "a queued job keeps its attempt count: {submitted}");
+        let reasons: Vec<String> = history(&submitted).into_iter().map(|(_, reason)| reason).collect();
+        assert!(reasons.iter().any(|r| r == "made due now by an administrator"), "{submitted}");
     });
 }
 

@@ -118,6 +118,9 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         return convert::execute(args, config.as_ref());
     }
     let config = load_config(&path, source)?;
+    if matches!(cli.command, Command::Run | Command::CheckConfig) {
+        config.check_files(&path).map_err(|err| config_failure(&err))?;
+    }
     match cli.command {
         Command::Run => run_daemon(config),
         // Handled above, before the configuration is required.
@@ -177,10 +180,13 @@ fn load_config(path: &Path, source: ConfigSource) -> Result<Config, Failure> {
         ConfigError::Read { .. } => {
             Failure::usage(format!("{err}; check the file's permissions or give another path with --config"))
         }
-        ConfigError::Syntax { .. } | ConfigError::Invalid { .. } => {
-            Failure::usage(format!("{err}; fix the file, then check it with \"faxgate check-config\""))
-        }
+        ConfigError::Syntax { .. } | ConfigError::Invalid { .. } => config_failure(&err),
     })
+}
+
+/// Turns an error in the file's contents into a configuration failure (exit status 2).
+fn config_failure(err: &ConfigError) -> Failure {
+    Failure::usage(format!("{err}; fix the file, then check it with \"faxgate check-config\""))
 }
 
 /// Runs the daemon on a multi-threaded tokio runtime with logging to stderr, filtered by

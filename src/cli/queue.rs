@@ -30,12 +30,14 @@ pub(super) enum QueueCommand {
         /// Job id, as printed by "faxgate queue list" and in the SMTP reply
         id: String,
     },
-    /// Put a failed job back in the queue, due now, with a fresh lifetime
+    /// Put a failed job back in the queue, due now, with a fresh lifetime, or make a
+    /// queued job due now, keeping its attempt count
+    #[command(override_usage = "faxgate queue retry [OPTIONS] <ID|--all>")]
     Retry {
-        /// Job id of a failed job
+        /// Job id of a failed or queued job
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
-        /// Retry every failed job of both queues
+        /// Retry every failed job and make every queued job due now, in both queues
         #[arg(long)]
         all: bool,
     },
@@ -84,13 +86,19 @@ pub(super) async fn execute(command: QueueCommand, config: &Config) -> Result<()
             print_stdout(&format!("retried {id}: queued, due now\n"))
         }
         QueueCommand::Retry { id: None, .. } => {
-            let mut ids = queue.retry_failed().await.map_err(fail)?;
-            for job in emails.list(Some(EmailState::Failed.as_str())).await.map_err(fail)? {
-                emails.retry(&job.id).await.map_err(fail)?;
-                ids.push(job.id);
+            let mut ids = queue.retry_all().await.map_err(fail)?;
+            for state in [EmailState::Failed, EmailState::Queued] {
+                for job in emails.list(Some(state.as_str())).await.map_err(fail)? {
+                    match emails.retry(&job.id).await {
+                        Ok(()) => ids.push(job.id),
+                        // The daemon sent or failed the email in the meantime.
+                        Err(QueueError::WrongEmailState { .. } | QueueError::NotFound(_)) => {}
+                        Err(err) => return Err(fail(err)),
+                    }
+                }
             }
             if ids.is_empty() {
-                return print_stdout("no failed jobs to retry\n");
+                return print_stdout("no failed or queued jobs to retry\n");
             }
             let lines: String = ids.iter().map(|id| format!("retried {id}: queued, due now\n")).collect();
             print_stdout(&lines)
@@ -132,24 +140,33 @@ fn queue_failure(err: QueueError, config: &Config) -> Failure {
         QueueError::NotFound(_) => {
             Failure::operational(format!("{err}; \"faxgate queue list\" shows the ids of the jobs"))
         }
-        QueueError::WrongState { action: "retry", state, .. } => {
-            let hint = match state {
-                JobState::Queued | JobState::Submitting => "it is still being tried",
-                JobState::Submitted => "it waits for the result of the fax API",
-                _ => "it has ended",
+        QueueError::WrongState { id, action: "retry", state } => {
+            let status = match state {
+                JobState::Submitting => "it is being submitted now".to_string(),
+                JobState::Submitted => "it is submitted and waits for the result of the fax API".to_string(),
+                _ => format!("it is {state}"),
             };
-            Failure::operational(format!("{err}; only failed jobs can be retried, and {hint}"))
+            Failure::operational(format!("cannot retry job {id}: {status}; only failed or queued jobs can be retried"))
         }
-        QueueError::WrongState { action: "delete", state, .. } => {
-            let hint = match state {
-                JobState::Submitting | JobState::Submitted => "this fax may already be on its way",
-                JobState::Deleted => "it is deleted already",
-                _ => "this job has ended",
+        QueueError::WrongState { id, action: "delete", state: JobState::Deleted } => {
+            Failure::operational(format!("job {id} is deleted already"))
+        }
+        QueueError::WrongState { id, action: "delete", state } => {
+            let status = match state {
+                JobState::Submitting | JobState::Submitted => format!("it is {state}, so the fax may already be on its way"),
+                _ => format!("it is {state}"),
             };
-            Failure::operational(format!("{err}; only queued or failed jobs can be deleted, and {hint}"))
+            Failure::operational(format!("cannot delete job {id}: {status}; only queued or failed jobs can be deleted"))
+        }
+        QueueError::WrongEmailState { id, action: "delete", state: EmailState::Deleted } => {
+            Failure::operational(format!("email job {id} is deleted already"))
         }
         QueueError::WrongEmailState { action, .. } => {
-            let allowed = if *action == "retry" { "only failed emails can be retried" } else { "only queued or failed emails can be deleted" };
+            let allowed = if *action == "retry" {
+                "only failed or queued emails can be retried"
+            } else {
+                "only queued or failed emails can be deleted"
+            };
             Failure::operational(format!("{err}; {allowed}"))
         }
         _ => Failure::operational(format!("{}: {err}", config.database_path().display())),
@@ -283,6 +300,41 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    fn failure_message(state: JobState, action: &'static str) -> String {
+        let config = crate::config::parse("", std::path::Path::new("/etc/faxgate/faxgate.toml")).unwrap();
+        queue_failure(QueueError::WrongState { id: "01J".to_string(), state, action }, &config).message
+    }
+
+    #[test]
+    fn delete_of_deleted_job_says_so_once() {
+        assert_eq!(failure_message(JobState::Deleted, "delete"), "job 01J is deleted already");
+    }
+
+    #[test]
+    fn delete_of_submitted_job_names_risk() {
+        let message = failure_message(JobState::Submitted, "delete");
+        assert_eq!(
+            message,
+            "cannot delete job 01J: it is submitted, so the fax may already be on its way; \
+             only queued or failed jobs can be deleted"
+        );
+    }
+
+    #[test]
+    fn retry_of_completed_job_names_allowed_states() {
+        let message = failure_message(JobState::Completed, "retry");
+        assert_eq!(message, "cannot retry job 01J: it is completed; only failed or queued jobs can be retried");
+    }
+
+    #[test]
+    fn retry_usage_shows_all() {
+        use clap::CommandFactory;
+        let mut command = super::super::Cli::command();
+        let retry = command.find_subcommand_mut("queue").unwrap().find_subcommand_mut("retry").unwrap();
+        let usage = retry.render_usage().to_string();
+        assert!(usage.contains("<ID|--all>"), "{usage}");
+    }
 
     #[test]
     fn format_time_in_utc() {

@@ -3,6 +3,8 @@
 //! resolved against `data_dir`, durations as [`Duration`], secrets read from their
 //! `<key>_file`). Every error names the key and what to write instead.
 
+mod checks;
+mod print;
 mod raw;
 mod settings;
 
@@ -36,11 +38,14 @@ impl InvalidKey {
     }
 }
 
-/// Reads and checks the configuration file at `path`.
+/// Reads and checks the configuration file at `path`. Relative paths in the file are
+/// resolved against its absolute folder, so the settings do not depend on the working
+/// directory once loaded.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    parse(&text, path)
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    parse(&text, &absolute)
 }
 
 /// Parses configuration text; `path` is used in messages and to resolve relative paths.
@@ -57,23 +62,95 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
+impl Config {
+    /// Loads every certificate, key and CA file named in the configuration, as the
+    /// daemon does at start-up. It is a step of its own, not part of [`load`], so that
+    /// commands that never use these files work for a user who cannot read them.
+    /// `path` is the configuration file, named in the error.
+    pub fn check_files(&self, path: &Path) -> Result<(), ConfigError> {
+        checks::check_files(self).map_err(|invalid| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: invalid.key,
+            message: invalid.message,
+        })
+    }
+}
+
 /// Formats a TOML error as one line: the line number, the table it is in, and the
-/// message, which names an unknown key and lists the keys expected there.
+/// message, which names an unknown key or table and lists the names expected there,
+/// or names the key whose value has the wrong type and the type expected.
 fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim().replace('\n', " ");
     let Some(span) = err.span() else {
         return message;
     };
-    let before = &text[..span.start.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let table = before
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| format!(" in {l}"))
-        .unwrap_or_default();
-    format!("line {line}{table}: {message}")
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_number = text[..start].matches('\n').count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let table = enclosing_table(&text[..line_start]);
+
+    // An unknown table is reported at its own header line, as an unknown field of the
+    // table above it.
+    if let Some(header) = table_header(line) {
+        if let Some(expected) = message.strip_prefix("unknown field ").and_then(|rest| rest.split_once(", expected ")) {
+            let names = expected.1.trim_start_matches("one of ").replace('`', "");
+            return format!("line {line_number}: unknown table [{header}]; expected one of {names}");
+        }
+        return format!("line {line_number} in [{header}]: {message}");
+    }
+
+    if let Some((_, expected)) = message.strip_prefix("invalid type: ").and_then(|rest| rest.split_once(", expected "))
+        && let Some((key, _)) = line.split_once('=')
+    {
+        let key = key.trim().trim_matches('"');
+        let full_key = match &table {
+            Some(table) => format!("{table}.{key}"),
+            None => key.to_string(),
+        };
+        let value = text.get(span.clone()).unwrap_or("").trim();
+        return format!(
+            "line {line_number}: invalid value {value} for {full_key}; expected {}",
+            describe_expected(expected)
+        );
+    }
+
+    match table {
+        Some(table) => format!("line {line_number} in [{table}]: {message}"),
+        None => format!("line {line_number}: {message}"),
+    }
+}
+
+/// Returns the name of the table a line belongs to, from the last header in `before`.
+/// An array of tables, such as `[[smtp.listeners]]`, is named with the index of its
+/// current entry, as in `smtp.listeners[1]`.
+fn enclosing_table(before: &str) -> Option<String> {
+    let header = before.lines().rev().map(str::trim).find_map(table_header)?;
+    let array_header = format!("[[{header}]]");
+    let entries = before.lines().filter(|l| l.trim().starts_with(&array_header)).count();
+    if entries == 0 { Some(header.to_string()) } else { Some(format!("{header}[{}]", entries - 1)) }
+}
+
+/// Returns the dotted name in a `[table]` or `[[array]]` header line.
+fn table_header(line: &str) -> Option<&str> {
+    let line = line.split('#').next()?.trim();
+    let inner = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]"));
+    let inner = inner.or_else(|| line.strip_prefix('[').and_then(|l| l.strip_suffix(']')))?.trim();
+    // A line of a multi-line array, such as `["a", "b"]`, is not a header.
+    let is_key = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+    (!inner.is_empty() && inner.chars().all(is_key)).then_some(inner)
+}
+
+/// Replaces serde's Rust type names with the TOML form a user writes.
+fn describe_expected(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number without quotes, such as 25".to_string(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a number without quotes".to_string(),
+        "a string" => "a string in double quotes".to_string(),
+        "a boolean" => "true or false".to_string(),
+        "a sequence" => "a list in square brackets, such as [\"a\", \"b\"]".to_string(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -114,7 +191,43 @@ mod tests {
     #[test]
     fn unknown_table_is_named() {
         let err = parse_str("[gatway]\n").unwrap_err().to_string();
-        assert!(err.contains("`gatway`"), "{err}");
+        assert!(err.contains("line 1: unknown table [gatway]; expected one of gateway, smtp,"), "{err}");
+    }
+
+    #[test]
+    fn unknown_table_after_others_is_named() {
+        let err = parse_str("[gateway]\nhostname = \"a.example\"\n\n[sender]\ncheck = \"both\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4: unknown table [sender]; expected one of"), "{err}");
+        assert!(err.contains("senders"), "{err}");
+        assert!(!err.contains("in ["), "{err}");
+    }
+
+    #[test]
+    fn unknown_nested_table_is_named() {
+        let err = parse_str("[fax.outbx]\ndir = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 1: unknown table [fax.outbx]; expected one of"), "{err}");
+        assert!(err.contains("outbox"), "{err}");
+    }
+
+    #[test]
+    fn wrong_value_type_names_key() {
+        let err = parse_str("[smtp]\nmax_message_size = \"25MB\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2: invalid value \"25MB\" for smtp.max_message_size"), "{err}");
+        assert!(err.contains("expected a whole number"), "{err}");
+        assert!(!err.contains("u64"), "{err}");
+    }
+
+    #[test]
+    fn wrong_value_type_in_listener_names_entry() {
+        let err = parse_str(
+            "[[smtp.listeners]]\naddress = \"127.0.0.1:2525\"\n\n[[smtp.listeners]]\naddress = 25\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 5: invalid value 25 for smtp.listeners[1].address"), "{err}");
+        assert!(err.contains("expected a string in double quotes"), "{err}");
     }
 
     #[test]
@@ -162,6 +275,46 @@ mod tests {
         let printed = config.to_masked_toml();
         assert!(!printed.contains("topsecret"), "{printed}");
         assert!(printed.contains("key_secret = \"********\""), "{printed}");
+    }
+
+    #[test]
+    fn printed_config_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let example = include_str!("../../config.example.toml");
+        let text = format!(
+            "{example}\n[[smtp.listeners]]\naddress = \"127.0.0.1:2526\"\nallowed_clients = [\"192.0.2.0/24\", \"::1\"]\n"
+        )
+        .replace("ca_file = \"\"", "ca_file = \"ca.pem\"")
+        .replace("key_secret = \"\"", &format!("key_secret_file = {:?}", secret.display().to_string()));
+        std::fs::write(dir.path().join("ca.pem"), test_certificate_pem()).unwrap();
+        let path = dir.path().join("faxgate.toml");
+
+        let first = parse(&text, &path).unwrap();
+        let printed = first.to_masked_toml();
+        assert!(printed.contains("[fax.outbox]\ndir = \"outbox\""), "{printed}");
+        assert!(printed.contains("key_secret_file = "), "{printed}");
+        assert!(!printed.contains("outbox_dir"), "{printed}");
+
+        let second = parse(&printed, &path).unwrap();
+        assert_eq!(second.to_masked_toml(), printed);
+        assert_eq!(format!("{second:?}"), format!("{first:?}"));
+        assert_eq!(second.fax.sinch.key_secret.expose(), "s3cret");
+    }
+
+    #[test]
+    fn printed_config_masks_inline_secrets() {
+        let path = Path::new("/etc/faxgate/faxgate.toml");
+        let first = parse("[api]\npassword = \"topsecret\"\n", path).unwrap();
+        let printed = first.to_masked_toml();
+        assert!(printed.contains("password = \"********\""), "{printed}");
+        let second = parse(&printed, path).unwrap();
+        assert_eq!(second.to_masked_toml(), printed);
+    }
+
+    fn test_certificate_pem() -> String {
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap().cert.pem()
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The configuration file as written: every table and key of the TOML file, with the
 //! defaults of a key that is left out. Unknown keys are rejected here, by serde, so the
 //! error names the key. Nothing is checked beyond types; `settings` does the rest.
+//! `check-config` prints the settings in this shape, so its output reads back as a file.
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     pub gateway: RawGateway,
@@ -20,13 +21,14 @@ pub struct RawConfig {
     pub api: RawApi,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawGateway {
     pub hostname: String,
     pub domains: Vec<String>,
     pub default_region: String,
     pub data_dir: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
 }
 
@@ -42,7 +44,7 @@ impl Default for RawGateway {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSmtp {
     pub max_message_size: u64,
@@ -53,7 +55,9 @@ pub struct RawSmtp {
     pub message_timeout: u64,
     pub max_errors: u32,
     pub shutdown_grace: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
     pub listeners: Vec<RawListener>,
 }
@@ -76,7 +80,7 @@ impl Default for RawSmtp {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawListener {
     pub address: String,
@@ -96,7 +100,7 @@ fn default_listener_auth() -> String {
     "none".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSenders {
     pub check: String,
@@ -108,7 +112,7 @@ impl Default for RawSenders {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawDocuments {
     pub paper: String,
@@ -132,7 +136,7 @@ impl Default for RawDocuments {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawFax {
     pub backend: String,
@@ -164,13 +168,15 @@ impl Default for RawFax {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSinch {
     pub project_id: String,
     pub service_id: String,
     pub key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_secret_file: Option<PathBuf>,
     pub auth: String,
     pub api_url: String,
@@ -194,7 +200,7 @@ impl Default for RawSinch {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawOutbox {
     pub dir: PathBuf,
@@ -206,15 +212,19 @@ impl Default for RawOutbox {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawWebhooks {
     pub address: String,
     pub public_url: String,
     pub username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
     pub max_body_size: u64,
 }
@@ -234,7 +244,7 @@ impl Default for RawWebhooks {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRelay {
     pub backend: String,
@@ -242,7 +252,9 @@ pub struct RawRelay {
     pub port: u16,
     pub tls: String,
     pub username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     pub from: String,
     pub postmaster: String,
@@ -268,7 +280,7 @@ impl Default for RawRelay {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawNotifications {
     pub on_success: bool,
@@ -282,12 +294,14 @@ impl Default for RawNotifications {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawApi {
     pub address: String,
     pub username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     pub project_id: String,
 }

@@ -258,23 +258,32 @@ pub struct Api {
 /// A password or key. Its `Debug` and `Serialize` output is masked so that it cannot
 /// reach a log line or the output of `check-config`.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret {
+    value: String,
+    /// The `<key>_file` the value was read from, printed by `check-config` in place of
+    /// the masked value.
+    file: Option<PathBuf>,
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret { value: value.into(), file: None }
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.value.is_empty()
     }
 
-    fn masked(&self) -> &'static str {
-        if self.0.is_empty() { "" } else { "********" }
+    pub(super) fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    pub(super) fn masked(&self) -> &'static str {
+        if self.value.is_empty() { "" } else { "********" }
     }
 }
 
@@ -291,9 +300,11 @@ impl Serialize for Secret {
 }
 
 impl Config {
-    /// Formats the configuration as TOML with every secret replaced by `********`.
+    /// Formats the configuration as a TOML file with the keys and tables of the file
+    /// read, every inline secret replaced by `********`.
     pub fn to_masked_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot print: {err}\n"))
+        let raw = super::print::to_raw(self);
+        toml::to_string_pretty(&raw).unwrap_or_else(|err| format!("# cannot print: {err}\n"))
     }
 
     /// Returns the path of the SQLite database file.
@@ -351,7 +362,9 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, InvalidKey
         password: secret("api.password", raw.api.password, raw.api.password_file, base)?,
         project_id: non_empty("api.project_id", raw.api.project_id)?,
     };
-    Ok(Config { gateway, smtp, senders, documents, fax, webhooks, relay, notifications, api })
+    let config = Config { gateway, smtp, senders, documents, fax, webhooks, relay, notifications, api };
+    super::checks::check_addresses(&config)?;
+    Ok(config)
 }
 
 fn gateway(raw: raw::RawGateway, data_dir: PathBuf) -> Result<Gateway, InvalidKey> {
@@ -643,7 +656,7 @@ fn secret(key: &str, inline: Option<String>, file: Option<PathBuf>, base: &Path)
             let text = std::fs::read_to_string(&path).map_err(|err| {
                 InvalidKey::new(&format!("{key}_file"), format!("cannot read {}: {err}", path.display()))
             })?;
-            Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+            Ok(Secret { value: text.trim_end_matches(['\n', '\r']).to_string(), file: Some(path) })
         }
         (None, None) => Ok(Secret::default()),
     }

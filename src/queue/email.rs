@@ -397,13 +397,14 @@ impl EmailQueue {
         Ok(counts)
     }
 
-    /// Puts a failed job back in the queue, due now, with a fresh lifetime and its
-    /// attempt count reset.
+    /// Makes a job due now. A `failed` job is queued again with a fresh lifetime and its
+    /// attempt count reset. A `queued` job keeps its attempt count and lifetime.
     pub async fn retry(&self, id: &str) -> Result<(), QueueError> {
         let now = now_ms();
         let expires_at = now.saturating_add(i64::try_from(self.inner.lifetime.as_millis()).unwrap_or(i64::MAX));
         let mut tx = self.pool().begin().await?;
-        let updated = sqlx::query(
+        let mut reason = "retried by an administrator";
+        let mut updated = sqlx::query(
             "UPDATE email_jobs SET state = 'queued', attempts = 0, next_attempt_at = ?, expires_at = ?, \
              updated_at = ? WHERE id = ? AND state = 'failed'",
         )
@@ -414,11 +415,23 @@ impl EmailQueue {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
+            reason = "made due now by an administrator";
+            updated = sqlx::query(
+                "UPDATE email_jobs SET next_attempt_at = MIN(next_attempt_at, ?), updated_at = ? \
+                 WHERE id = ? AND state = 'queued'",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if updated.rows_affected() == 0 {
             return Err(self.wrong_state(id, "retry").await);
         }
-        insert_event(&mut tx, id, now, EmailState::Queued, "retried by an administrator").await?;
+        insert_event(&mut tx, id, now, EmailState::Queued, reason).await?;
         tx.commit().await?;
-        tracing::info!(email_job_id = %id, state = "queued", "email job retried by an administrator");
+        tracing::info!(email_job_id = %id, state = "queued", reason, "email job retried by an administrator");
         self.inner.notify.notify_waiters();
         Ok(())
     }

@@ -497,45 +497,63 @@ impl Queue {
         rows.iter().map(|row| self.job_from_row(row)).collect()
     }
 
-    /// Puts a failed job back in the queue, due now, with a fresh lifetime and its
-    /// attempt count reset. A job whose earlier attempt may have created a fax is still
-    /// looked up before it is sent.
+    /// Makes a job due now. A `failed` job is queued again with a fresh lifetime and an
+    /// attempt count of 0. A `queued` job waiting for its next attempt keeps its attempt
+    /// count and lifetime. Jobs in other states are left alone. A job whose earlier
+    /// attempt may have created a fax is still looked up before it is sent.
     pub async fn retry(&self, id: &str) -> Result<(), QueueError> {
         let job = self.job(id).await?.ok_or_else(|| QueueError::NotFound(id.to_string()))?;
-        if job.state != JobState::Failed {
-            return Err(QueueError::WrongState { id: id.to_string(), state: job.state, action: "retry" });
-        }
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        let updated = sqlx::query(
-            "UPDATE fax_jobs SET state = 'queued', attempts = 0, next_attempt_at = ?, expires_at = ?, updated_at = ? \
-             WHERE id = ? AND state = 'failed'",
-        )
-        .bind(now)
-        .bind(now.saturating_add(self.lifetime_ms()))
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        let (updated, reason) = match job.state {
+            JobState::Failed => {
+                let updated = sqlx::query(
+                    "UPDATE fax_jobs SET state = 'queued', attempts = 0, next_attempt_at = ?, expires_at = ?, \
+                     updated_at = ? WHERE id = ? AND state = 'failed'",
+                )
+                .bind(now)
+                .bind(now.saturating_add(self.lifetime_ms()))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                (updated, "retried by an administrator")
+            }
+            JobState::Queued => {
+                let updated = sqlx::query(
+                    "UPDATE fax_jobs SET next_attempt_at = MIN(next_attempt_at, ?), updated_at = ? \
+                     WHERE id = ? AND state = 'queued'",
+                )
+                .bind(now)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                (updated, "made due now by an administrator")
+            }
+            state => return Err(QueueError::WrongState { id: id.to_string(), state, action: "retry" }),
+        };
         if updated.rows_affected() == 0 {
             return Err(self.wrong_state(id, "retry").await);
         }
-        insert_event(&mut tx, id, now, JobState::Queued, "retried by an administrator").await?;
+        insert_event(&mut tx, id, now, JobState::Queued, reason).await?;
         tx.commit().await?;
-        log_change(&job, JobState::Queued, None, "retried by an administrator");
+        log_change(&job, JobState::Queued, None, reason);
         self.inner.notify.notify_waiters();
         Ok(())
     }
 
-    /// Retries every failed job and returns their ids.
-    pub async fn retry_failed(&self) -> Result<Vec<String>, QueueError> {
+    /// Retries every failed job and makes every queued job due now; returns their ids.
+    pub async fn retry_all(&self) -> Result<Vec<String>, QueueError> {
         let mut ids = Vec::new();
-        for job in self.list(Some("failed")).await? {
-            match self.retry(&job.id).await {
-                Ok(()) => ids.push(job.id),
-                // Another process changed the job in the meantime; it is no longer failed.
-                Err(QueueError::WrongState { .. } | QueueError::NotFound(_)) => {}
-                Err(err) => return Err(err),
+        for state in [JobState::Failed, JobState::Queued] {
+            for job in self.list(Some(state.as_str())).await? {
+                match self.retry(&job.id).await {
+                    Ok(()) => ids.push(job.id),
+                    // Another process or a worker changed the job in the meantime.
+                    Err(QueueError::WrongState { .. } | QueueError::NotFound(_)) => {}
+                    Err(err) => return Err(err),
+                }
             }
         }
         Ok(ids)

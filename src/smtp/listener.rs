@@ -2,7 +2,9 @@
 //! graceful shutdown.
 //!
 //! Rejections at accept time are written with a non-blocking `try_write` and the socket
-//! is dropped, so a client that does not read can never stall the loop. Each session
+//! is dropped, so a client that does not read can never stall the loop. On implicit TLS
+//! listeners the rejection goes inside TLS, from a task of its own with a short
+//! handshake timeout, so a TLS client can read it. Each session
 //! runs in its own task, so idle connections cost memory but never delay other clients.
 
 use std::collections::HashMap;
@@ -13,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
@@ -29,6 +32,15 @@ use crate::config::{self, TlsMode};
 /// so that the loop does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// Time a rejected client of an implicit TLS listener has to complete the handshake and
+/// read the rejection before the connection is closed.
+const REJECTION_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rejections sent over TLS at the same time. Past it, a rejected client of an implicit
+/// TLS listener is closed without a reply, so that rejected clients cannot make the
+/// server do many handshakes.
+const MAX_TLS_REJECTIONS: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(
@@ -39,9 +51,10 @@ pub enum ServeError {
 
 /// Serves SMTP on already bound listeners until `shutdown` turns true.
 ///
-/// On shutdown it stops accepting, and sessions between commands get `421 4.3.0` and
-/// close. A message transfer in progress may finish within `shutdown_grace`, then the
-/// sessions still open are cut. Returns when every session task has ended.
+/// On shutdown it stops accepting, and sessions between commands with no mail
+/// transaction open get `421 4.3.0` and close. A session with a transaction open is
+/// served until the transaction ends, then gets `421 4.3.0`. Sessions still open when
+/// `shutdown_grace` ends are cut. Returns when every session task has ended.
 pub async fn serve<H: Handler>(
     listeners: Vec<(TcpListener, config::Listener)>,
     settings: Arc<config::Smtp>,
@@ -64,6 +77,7 @@ pub async fn serve<H: Handler>(
         shutdown: shutdown.clone(),
     };
     let limits = Arc::new(ConnectionLimits::new(settings.max_connections, settings.max_connections_per_ip));
+    let tls_rejections = Arc::new(Semaphore::new(MAX_TLS_REJECTIONS));
     let mut sessions = JoinSet::new();
     for (socket, listener) in &listeners {
         let address = socket.local_addr().map_or(listener.address, |a| a);
@@ -92,14 +106,16 @@ pub async fn serve<H: Handler>(
         let ip = peer.ip().to_canonical();
         if !listener.allowed_clients.is_empty() && !listener.allowed_clients.iter().any(|net| net.contains(&ip)) {
             info!(%peer, "connection rejected, client not in allowed_clients");
-            refuse(&stream, &Reply::new(554, "5.7.1", format!("{ip} is not allowed to connect")));
+            let reply = Reply::new(554, "5.7.1", format!("{ip} is not allowed to connect"));
+            reject(stream, &reply, listener.tls, context.tls.as_ref(), &tls_rejections);
             continue;
         }
         let slot = match limits.acquire(ip) {
             Ok(slot) => slot,
             Err(limit) => {
                 info!(%peer, limit = %limit, "connection rejected, too many connections");
-                refuse(&stream, &Reply::new(421, "4.7.0", format!("too many connections {limit}, try again later")));
+                let reply = Reply::new(421, "4.7.0", format!("too many connections {limit}, try again later"));
+                reject(stream, &reply, listener.tls, context.tls.as_ref(), &tls_rejections);
                 continue;
             }
         };
@@ -162,13 +178,42 @@ async fn accept_any(
     .await
 }
 
-/// Sends a one-line refusal without waiting; the socket is closed when dropped.
-fn refuse(stream: &TcpStream, reply: &Reply) {
+/// Sends a one-line rejection and closes the connection, without making the accept
+/// loop wait. On an implicit TLS listener the reply is sent after the handshake, by a
+/// task bounded by [`REJECTION_HANDSHAKE_TIMEOUT`].
+fn reject(stream: TcpStream, reply: &Reply, mode: TlsMode, tls: Option<&TlsConfig>, tls_rejections: &Arc<Semaphore>) {
     let mut bytes = Vec::new();
     reply::encode(reply, &mut bytes);
-    if let Err(err) = stream.try_write(&bytes) {
-        debug!(error = %err, "could not send the refusal");
+    if mode != TlsMode::Implicit {
+        if let Err(err) = stream.try_write(&bytes) {
+            debug!(error = %err, "could not send the rejection");
+        }
+        return;
     }
+
+    // A reply in clear text would reach a TLS client as a handshake error.
+    let Some(tls) = tls else {
+        return;
+    };
+    let Ok(permit) = Arc::clone(tls_rejections).try_acquire_owned() else {
+        debug!("too many rejections in TLS at once, closing without a reply");
+        return;
+    };
+    let acceptor = tls.acceptor();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let sent = tokio::time::timeout(REJECTION_HANDSHAKE_TIMEOUT, async {
+            let mut stream = acceptor.accept(stream).await?;
+            stream.write_all(&bytes).await?;
+            stream.shutdown().await
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => debug!(error = %err, "could not send the rejection over TLS"),
+            Err(_) => debug!("TLS handshake for the rejection timed out"),
+        }
+    });
 }
 
 /// Open connection counts, over all listeners and per client IP.

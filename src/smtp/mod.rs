@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 pub use listener::{ServeError, serve};
 pub use session::{ServerContext, Session, SessionEnd};
 pub use tls::{TlsConfig, TlsError};
+pub(crate) use tls::describe_pem_error;
 
 use crate::number::Number;
 

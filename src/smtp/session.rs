@@ -35,7 +35,8 @@ pub struct ServerContext<H> {
     /// Needed by listeners with `tls = "starttls"` or `"implicit"`.
     pub tls: Option<TlsConfig>,
     pub handler: Arc<H>,
-    /// Shutdown flag: `true` makes sessions close between commands with `421 4.3.0`.
+    /// Shutdown flag: `true` makes sessions close with `421 4.3.0` between commands
+    /// once no mail transaction is open.
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -211,11 +212,12 @@ where
 
     /// Waits for the next command line, or for the next line of an AUTH exchange when
     /// `between_commands` is false. Shutdown ends the wait only between commands and
-    /// outside a BDAT transfer, so that an exchange or a message in progress can finish
-    /// within the shutdown grace period.
+    /// outside a mail transaction, so that an exchange or a transaction in progress can
+    /// finish. The listener cuts sessions still open when the shutdown grace period ends.
     pub(super) async fn next_line(&mut self, between_commands: bool) -> Result<Line, SessionEnd> {
         let command_deadline = Instant::now() + self.context.settings.command_timeout;
-        let watch_shutdown = between_commands && self.message_deadline().is_none();
+        let in_transaction = matches!(self.state, State::Mail(_));
+        let watch_shutdown = between_commands && !in_transaction;
         loop {
             if watch_shutdown && *self.context.shutdown.borrow() {
                 return Err(SessionEnd::Shutdown);
@@ -301,11 +303,10 @@ where
             Request::Vrfy { .. } => {
                 self.reply(Reply::new(252, "2.5.0", "cannot VRFY user, but will accept message and attempt delivery"))?
             }
-            Request::Help { .. } => self.reply(Reply::new(
-                214,
-                "2.0.0",
-                "commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
-            ))?,
+            Request::Help { .. } => {
+                let help = self.help_text();
+                self.reply(Reply::new(214, "2.0.0", help))?
+            }
             other => {
                 let name = other.name();
                 debug!(command = name, "command not implemented");
@@ -340,6 +341,19 @@ where
             lines.push("AUTH PLAIN LOGIN".to_string());
         }
         self.reply(Reply::new(250, "", lines.join("\n")))
+    }
+
+    /// Lists the commands this session accepts now; STARTTLS and AUTH only when EHLO
+    /// would advertise them.
+    fn help_text(&self) -> String {
+        let mut text = "commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP".to_string();
+        if self.starttls_offered() && !self.info.tls {
+            text.push_str(" STARTTLS");
+        }
+        if self.auth_offered() {
+            text.push_str(" AUTH");
+        }
+        text
     }
 
     pub(super) fn starttls_offered(&self) -> bool {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
@@ -24,16 +24,18 @@ struct Inner {
     current: RwLock<Arc<ServerConfig>>,
 }
 
+/// The cause is part of each message and deliberately not a `source`, so that a caller
+/// printing the whole chain (`{:#}`) shows it once.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read TLS certificate file {path}: {source}")]
-    Certificate { path: PathBuf, source: rustls_pki_types::pem::Error },
+    #[error("cannot read TLS certificate file {path}: {}", describe_pem_error(.cause))]
+    Certificate { path: PathBuf, cause: pem::Error },
     #[error("no certificate in {path}; expected PEM blocks starting with -----BEGIN CERTIFICATE-----")]
     NoCertificate { path: PathBuf },
-    #[error("cannot read TLS private key file {path}: {source}")]
-    Key { path: PathBuf, source: rustls_pki_types::pem::Error },
-    #[error("TLS certificate {cert} and key {key} cannot be used: {source}")]
-    Unusable { cert: PathBuf, key: PathBuf, source: rustls::Error },
+    #[error("cannot read TLS private key file {path}: {}", describe_pem_error(.cause))]
+    Key { path: PathBuf, cause: pem::Error },
+    #[error("TLS certificate {cert} and key {key} cannot be used: {cause}")]
+    Unusable { cert: PathBuf, key: PathBuf, cause: rustls::Error },
 }
 
 impl TlsConfig {
@@ -81,7 +83,7 @@ impl std::fmt::Debug for TlsConfig {
 }
 
 fn build(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let certificate_error = |source| TlsError::Certificate { path: cert_path.to_path_buf(), source };
+    let certificate_error = |cause| TlsError::Certificate { path: cert_path.to_path_buf(), cause };
     let chain = CertificateDer::pem_file_iter(cert_path)
         .map_err(certificate_error)?
         .collect::<Result<Vec<_>, _>>()
@@ -90,8 +92,8 @@ fn build(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsErro
         return Err(TlsError::NoCertificate { path: cert_path.to_path_buf() });
     }
     let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|source| TlsError::Key { path: key_path.to_path_buf(), source })?;
-    let unusable = |source| TlsError::Unusable { cert: cert_path.to_path_buf(), key: key_path.to_path_buf(), source };
+        .map_err(|cause| TlsError::Key { path: key_path.to_path_buf(), cause })?;
+    let unusable = |cause| TlsError::Unusable { cert: cert_path.to_path_buf(), key: key_path.to_path_buf(), cause };
     // NOTE: rustls 0.23.48 deprecates the ring provider because it lacks post-quantum
     // key exchange. It is kept because the crate builds rustls with ring only.
     #[allow(deprecated)]
@@ -103,4 +105,12 @@ fn build(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsErro
         .with_single_cert(chain, key)
         .map_err(unusable)?;
     Ok(Arc::new(config))
+}
+
+/// Formats a PEM error without the "I/O error" prefix, which adds nothing to an OS error.
+pub(crate) fn describe_pem_error(err: &pem::Error) -> String {
+    match err {
+        pem::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
 }

@@ -205,7 +205,10 @@ async fn rset_noop_vrfy_help() {
     client.command("RSET", "250 2.0.0").await;
     client.command("NOOP", "250 2.0.0").await;
     client.command("VRFY someone", "252 2.5.0").await;
-    client.command("HELP", "214 2.0.0").await;
+    let help = client.command("HELP", "214 2.0.0").await;
+    assert!(help.contains("MAIL"), "{help}");
+    assert!(!help.contains("STARTTLS"), "a plain listener does not offer STARTTLS: {help}");
+    assert!(!help.contains("AUTH"), "a plain listener does not offer AUTH: {help}");
     open_transaction(client).await;
     client.command("RSET", "250 2.0.0").await;
     // RSET ends the transaction but keeps EHLO.

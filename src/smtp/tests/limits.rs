@@ -102,6 +102,37 @@ async fn shutdown_sends_421_between_commands() {
     assert_eq!(end, SessionEnd::Shutdown);
 }
 
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_open_transaction_finish() {
+    let mut harness = start_plain().await;
+    open_transaction(&mut harness.client).await;
+    harness.shutdown.send(true).unwrap();
+    // Well inside the grace period, which the listener enforces, the session still
+    // takes commands of the open transaction.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    harness.client.command("RCPT TO:<+14155550101@fax.example.com>", "250 2.1.5").await;
+    harness.client.command("DATA", "354").await;
+    harness.client.send("Subject: test\r\n\r\nbody\r\n.\r\n").await;
+    harness.client.expect("250 2.0.0 queued").await;
+    assert_eq!(harness.client.reply().await, "421 4.3.0 fax.example.com shutting down");
+    let (end, _) = harness.task.await.unwrap();
+    assert_eq!(end, SessionEnd::Shutdown);
+    assert_eq!(harness.handler.messages().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_ends_session_after_rset() {
+    let mut harness = start_plain().await;
+    open_transaction(&mut harness.client).await;
+    harness.shutdown.send(true).unwrap();
+    tokio::task::yield_now().await;
+    harness.client.command("RSET", "250").await;
+    assert_eq!(harness.client.reply().await, "421 4.3.0 fax.example.com shutting down");
+    let (end, _) = harness.task.await.unwrap();
+    assert_eq!(end, SessionEnd::Shutdown);
+    assert!(harness.handler.messages().is_empty());
+}
+
 #[tokio::test]
 async fn shutdown_lets_message_in_progress_finish() {
     let mut harness = start_plain().await;

@@ -117,6 +117,20 @@ async fn shutdown_cuts_transfer_after_grace() {
 }
 
 #[tokio::test]
+async fn shutdown_cuts_open_transaction_after_grace() {
+    let mut config = settings();
+    config.shutdown_grace = Duration::from_millis(300);
+    let server = start_server(config, listener(TlsMode::None, AuthMode::None)).await;
+    let mut client = connect_from("127.0.0.1", server.address).await;
+    client.expect("220").await;
+    open_transaction(&mut client).await;
+    server.shutdown.send(true).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), server.task).await;
+    assert!(matches!(result, Ok(Ok(Ok(())))), "serve did not return: {result:?}");
+    assert!(client.is_closed().await);
+}
+
+#[tokio::test]
 async fn tls_listener_without_certificate_is_an_error() {
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (_shutdown, shutdown_rx) = watch::channel(false);

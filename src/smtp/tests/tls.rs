@@ -273,3 +273,43 @@ async fn auth_required_blocks_mail_until_auth() {
     assert_eq!(auth_identity.as_deref(), Some("alice@example.com"));
     assert!(tls);
 }
+
+#[tokio::test]
+async fn implicit_tls_listener_rejects_inside_tls() {
+    let certificate = TestCertificate::new();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    let mut implicit = listener(TlsMode::Implicit, AuthMode::None);
+    implicit.allowed_clients = vec!["192.0.2.0/24".parse().unwrap()];
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let tls = Some(certificate.load());
+    let handler = Arc::new(FakeHandler::default());
+    let server = tokio::spawn(async move {
+        crate::smtp::serve(vec![(socket, implicit)], Arc::new(settings()), HOSTNAME, tls, handler, shutdown_rx).await
+    });
+
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let server_name = ServerName::try_from("localhost").unwrap();
+    let stream = certificate.connector().connect(server_name, stream).await.unwrap();
+    let mut client = Client::new(stream);
+    assert_eq!(client.reply().await, "554 5.7.1 127.0.0.1 is not allowed to connect");
+    assert!(client.is_closed().await);
+
+    shutdown.send(true).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn help_lists_only_offered_extensions() {
+    let certificate = TestCertificate::new();
+    let mut harness = start(settings(), listener(TlsMode::Starttls, AuthMode::Optional), Some(certificate.load()));
+    harness.client.expect("220 ").await;
+    let help = harness.client.command("HELP", "214 2.0.0").await;
+    assert!(help.contains("STARTTLS"), "{help}");
+    assert!(!help.contains("AUTH"), "AUTH is offered only over TLS: {help}");
+
+    let (_harness, mut client, _certificate) = start_after_starttls(AuthMode::Optional).await;
+    let help = client.command("HELP", "214 2.0.0").await;
+    assert!(help.contains("AUTH"), "{help}");
+    assert!(!help.contains("STARTTLS"), "TLS is already active: {help}");
+}
