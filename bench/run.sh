@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# Runs faxgate's benchmarks, each beside the tool an administrator would otherwise use,
+# and ends with a table of ratios. See bench/README.md for what each one measures.
+#
+#   bench/run.sh                      every benchmark
+#   bench/run.sh smtp merge           only the named ones: smtp merge tiff memory inbound
+#
+# Environment: BENCH_WORK (folder for inputs, data and logs; default a new folder under
+# /tmp), SMTP_MESSAGES (default 5000), SMTP_SESSIONS (default "1 10 50"), HYPERFINE_RUNS
+# (default 10), WEBHOOK_EVENTS (default 1000).
+#
+# Every server and client listens on or connects to 127.0.0.1 only, and every load is a
+# fixed number of messages or requests.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BENCH="$ROOT/bench"
+WORK="${BENCH_WORK:-$(mktemp -d /tmp/faxgate-bench.XXXXXX)}"
+SMTP_MESSAGES="${SMTP_MESSAGES:-5000}"
+SMTP_SESSIONS="${SMTP_SESSIONS:-1 10 50}"
+HYPERFINE_RUNS="${HYPERFINE_RUNS:-10}"
+WEBHOOK_EVENTS="${WEBHOOK_EVENTS:-1000}"
+SELECTED="${*:-smtp merge tiff memory inbound}"
+
+FAXGATE="$ROOT/target/release/faxgate"
+INPUTS="$WORK/inputs"
+RESULTS="$WORK/results.tsv"
+SENDER="bench@example.com"
+SENDER_NUMBER="+14155550100"
+RECIPIENT="14155552222@fax.example.com"
+WEBHOOK_PASSWORD="bench-hook-secret"
+
+DAEMON_PID=""
+SINK_PID=""
+
+log() {
+    printf '%s\n' "$*" >&2
+}
+
+# Prints one figure line and keeps it for the closing table.
+# Arguments: name, faxgate value, reference value, ratio, target, verdict.
+record() {
+    printf '%-34s faxgate=%s reference=%s ratio=%s target=%s %s\n' "$@"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"
+}
+
+# Prints a figure that has no reference tool beside it.
+note() {
+    printf '%s\n' "$*"
+    printf '%s\t\t\t\t\t%s\n' "${1%%:*}" "${*#*: }" >>"$RESULTS"
+}
+
+ratio() {
+    python3 -c 'import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f"{a / b:.2f}" if b else "n/a")' "$1" "$2"
+}
+
+# Prints "met" when `$1 $2 $3` holds for two numbers, such as `0.7 >= 0.5`.
+verdict() {
+    python3 -c 'import sys, operator as o; a, op, b = sys.argv[1:]; f = {">=": o.ge, "<=": o.le, "<": o.lt}[op]; print("met" if f(float(a), float(b)) else "MISSED")' "$1" "$2" "$3"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits up to 60 s until 127.0.0.1:$1 accepts connections.
+wait_port() {
+    python3 - "$1" <<'EOF'
+import socket, sys, time
+deadline = time.time() + 60
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        break
+    except OSError:
+        if time.time() > deadline:
+            sys.exit(f"nothing listens on 127.0.0.1:{sys.argv[1]} after 60 s")
+        time.sleep(0.05)
+EOF
+}
+
+now() {
+    date +%s.%N
+}
+
+elapsed_since() {
+    python3 -c 'import sys, time; print(f"{time.time() - float(sys.argv[1]):.3f}")' "$1"
+}
+
+cleanup() {
+    if [[ -n "$DAEMON_PID" ]]; then kill "$DAEMON_PID" 2>/dev/null || true; fi
+    if [[ -n "$SINK_PID" ]]; then kill "$SINK_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# Writes a configuration into folder $1 with a fresh data folder, maps the sender, and
+# starts the daemon. Sets DAEMON_PID, SMTP_PORT, WEBHOOK_PORT and CONFIG.
+start_daemon() {
+    local dir="$1"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    SMTP_PORT="$(free_port)"
+    WEBHOOK_PORT="$(free_port)"
+    local api_port
+    api_port="$(free_port)"
+    CONFIG="$dir/faxgate.toml"
+    cat >"$CONFIG" <<EOF
+[gateway]
+hostname = "fax.example.com"
+domains = ["fax.example.com"]
+default_region = "US"
+data_dir = "data"
+
+[smtp]
+max_message_size = 26214400
+# The 50-session runs come from one address, above the default of 20 per client.
+max_connections_per_ip = 200
+
+[[smtp.listeners]]
+address = "127.0.0.1:$SMTP_PORT"
+tls = "none"
+auth = "none"
+
+[senders]
+check = "both"
+
+[fax]
+backend = "outbox"
+
+[webhooks]
+address = "127.0.0.1:$WEBHOOK_PORT"
+public_url = "http://127.0.0.1:$WEBHOOK_PORT/webhooks/sinch"
+username = "sinch"
+password = "$WEBHOOK_PASSWORD"
+
+[relay]
+backend = "maildir"
+
+[api]
+address = "127.0.0.1:$api_port"
+EOF
+    "$FAXGATE" emails add "$SENDER" --number "$SENDER_NUMBER:both" --config "$CONFIG" >/dev/null
+    "$FAXGATE" run --config "$CONFIG" >"$dir/daemon.log" 2>&1 &
+    DAEMON_PID=$!
+    wait_port "$SMTP_PORT"
+}
+
+stop_daemon() {
+    kill -TERM "$DAEMON_PID"
+    wait "$DAEMON_PID" || true
+    DAEMON_PID=""
+}
+
+# Prints the number of fax jobs in the daemon's store, in any state.
+job_count() {
+    "$FAXGATE" queue list --config "$CONFIG" | grep -cE '^[0-9A-Z]{26}\b' || true
+}
+
+start_sink() {
+    SINK_PORT="$(free_port)"
+    local user=()
+    # smtp-sink refuses to run as root without a user to switch to.
+    if [[ "$(id -u)" == 0 ]]; then user=(-u nobody); fi
+    smtp-sink "${user[@]}" "127.0.0.1:$SINK_PORT" 256 &
+    SINK_PID=$!
+    wait_port "$SINK_PORT"
+}
+
+stop_sink() {
+    kill "$SINK_PID"
+    wait "$SINK_PID" 2>/dev/null || true
+    SINK_PID=""
+}
+
+# Sends SMTP_MESSAGES messages with smtp-source over $2 sessions to port $1; prints the
+# rate in messages per second. A reply other than 2xx makes smtp-source fail.
+smtp_source_rate() {
+    local port="$1" sessions="$2" start seconds
+    start="$(now)"
+    smtp-source -d -s "$sessions" -m "$SMTP_MESSAGES" -F "$INPUTS/message-source.eml" \
+        -f "$SENDER" -t "$RECIPIENT" "127.0.0.1:$port" >&2
+    seconds="$(elapsed_since "$start")"
+    python3 -c 'import sys; print(f"{int(sys.argv[1]) / float(sys.argv[2]):.1f}")' "$SMTP_MESSAGES" "$seconds"
+}
+
+field() {
+    # Prints the value of key $1 in a `key=value ...` line $2.
+    tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
+}
+
+bench_smtp() {
+    log "== SMTP intake: smtp-source to faxgate and to smtp-sink, $SMTP_MESSAGES messages"
+    local sessions sink_rate faxgate_rate latency jobs expected accepted
+    for sessions in $SMTP_SESSIONS; do
+        start_sink
+        sink_rate="$(smtp_source_rate "$SINK_PORT" "$sessions")"
+        stop_sink
+
+        start_daemon "$WORK/smtp-$sessions"
+        faxgate_rate="$(smtp_source_rate "$SMTP_PORT" "$sessions")"
+        latency="$(python3 "$BENCH/smtp_latency.py" --port "$SMTP_PORT" --sessions "$sessions" \
+            --messages "$SMTP_MESSAGES" --sender "$SENDER" --recipient "$RECIPIENT" \
+            --message "$INPUTS/message.eml")"
+        jobs="$(job_count)"
+        stop_daemon
+
+        accepted="$(field accepted "$latency")"
+        expected=$((SMTP_MESSAGES + accepted))
+        local r target_verdict="-"
+        r="$(ratio "$faxgate_rate" "$sink_rate")"
+        if [[ "$sessions" == 50 ]]; then target_verdict="$(verdict "$r" ">=" 0.5)"; fi
+        record "smtp $sessions sessions msg/s" "$faxgate_rate" "$sink_rate" "$r" \
+            "$([[ $sessions == 50 ]] && echo '>=0.5' || echo '-')" "$target_verdict"
+        note "smtp $sessions sessions DATA-to-250: p50 $(field p50_ms "$latency") ms, p99 $(field p99_ms "$latency") ms, own client $(field messages_per_s "$latency") msg/s ($latency)"
+        if [[ "$jobs" == "$expected" ]]; then
+            note "smtp $sessions sessions durability: $jobs jobs stored for $expected replies 250 (met)"
+        else
+            note "smtp $sessions sessions durability: $jobs jobs stored for $expected replies 250 (MISSED)"
+        fi
+    done
+}
+
+# Times `faxgate convert` and a reference command with hyperfine; prints the two means
+# in seconds. Arguments: label, faxgate command, reference command.
+hyperfine_pair() {
+    local label="$1" faxgate_command="$2" reference_command="$3" json="$WORK/hyperfine-$1.json"
+    hyperfine --warmup 2 --runs "$HYPERFINE_RUNS" --export-json "$json" \
+        -n faxgate "$faxgate_command" -n reference "$reference_command" >&2
+    python3 - "$json" <<'EOF'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+print(" ".join(f"{r['mean']:.4f}" for r in results))
+EOF
+}
+
+have_convert() {
+    "$FAXGATE" convert --help >/dev/null 2>&1
+}
+
+bench_merge() {
+    log "== PDF merging: faxgate convert against qpdf --empty --pages"
+    if ! have_convert; then
+        note "merge: not measured: faxgate convert is not on commit $(git -C "$ROOT" rev-parse --short HEAD)"
+        return
+    fi
+    local kind means fg ref r
+    for kind in text scan; do
+        means="$(hyperfine_pair "merge-$kind" \
+            "$FAXGATE convert $INPUTS/$kind-a.pdf $INPUTS/$kind-b.pdf -o $WORK/merge-$kind-faxgate.pdf" \
+            "qpdf --empty --pages $INPUTS/$kind-a.pdf $INPUTS/$kind-b.pdf -- $WORK/merge-$kind-qpdf.pdf")"
+        read -r fg ref <<<"$means"
+        r="$(ratio "$fg" "$ref")"
+        record "merge 2x $kind PDF time s" "$fg" "$ref" "$r" "<=1.0" "$(verdict "$r" "<=" 1.0)"
+        note "merge $kind sizes: faxgate $(stat -c %s "$WORK/merge-$kind-faxgate.pdf") bytes, qpdf $(stat -c %s "$WORK/merge-$kind-qpdf.pdf") bytes"
+    done
+}
+
+bench_tiff() {
+    log "== Fax TIFF to PDF: faxgate convert against tiff2pdf"
+    tiffcp -c g4 "$INPUTS/fax-raw.tif" "$INPUTS/fax-g4.tif"
+    tiffcp -c g3:2d:fill "$INPUTS/fax-raw.tif" "$INPUTS/fax-g3.tif"
+    if ! have_convert; then
+        note "tiff: not measured: faxgate convert is not on commit $(git -C "$ROOT" rev-parse --short HEAD)"
+        return
+    fi
+    local kind means fg ref r size_fg size_ref size_ratio
+    for kind in g4 g3; do
+        means="$(hyperfine_pair "tiff-$kind" \
+            "$FAXGATE convert $INPUTS/fax-$kind.tif -o $WORK/tiff-$kind-faxgate.pdf" \
+            "tiff2pdf -o $WORK/tiff-$kind-tiff2pdf.pdf $INPUTS/fax-$kind.tif")"
+        read -r fg ref <<<"$means"
+        r="$(ratio "$fg" "$ref")"
+        record "tiff 20-page $kind time s" "$fg" "$ref" "$r" "<=1.0" "$(verdict "$r" "<=" 1.0)"
+        size_fg="$(stat -c %s "$WORK/tiff-$kind-faxgate.pdf")"
+        size_ref="$(stat -c %s "$WORK/tiff-$kind-tiff2pdf.pdf")"
+        size_ratio="$(ratio "$size_fg" "$size_ref")"
+        record "tiff 20-page $kind output bytes" "$size_fg" "$size_ref" "$size_ratio" "<=1.05" \
+            "$(verdict "$size_ratio" "<=" 1.05)"
+    done
+}
+
+vm_hwm_kib() {
+    sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"
+}
+
+bench_memory() {
+    log "== Memory: 50 sessions each sending a 10 MB PDF at once"
+    start_daemon "$WORK/memory"
+    local message_bytes result peak_kib in_flight_mb target_mb peak_mb jobs
+    message_bytes="$(stat -c %s "$INPUTS/message-10mb.eml")"
+    result="$(python3 "$BENCH/smtp_latency.py" --port "$SMTP_PORT" --sessions 50 --messages 50 \
+        --sender "$SENDER" --recipient "$RECIPIENT" --message "$INPUTS/message-10mb.eml")"
+    peak_kib="$(vm_hwm_kib "$DAEMON_PID")"
+    jobs="$(job_count)"
+    stop_daemon
+    in_flight_mb="$(python3 -c 'import sys; print(f"{50 * int(sys.argv[1]) / 1e6:.0f}")' "$message_bytes")"
+    target_mb="$(python3 -c 'import sys; print(f"{50 + 3 * float(sys.argv[1]):.0f}")' "$in_flight_mb")"
+    peak_mb="$(python3 -c 'import sys; print(f"{int(sys.argv[1]) * 1024 / 1e6:.0f}")' "$peak_kib")"
+    record "memory peak RSS MB, 50x10 MB" "$peak_mb" "-" "-" "<$target_mb" "$(verdict "$peak_mb" "<" "$target_mb")"
+    note "memory: $in_flight_mb MB in flight (50 messages of $message_bytes bytes), $jobs jobs stored, client: $result"
+}
+
+bench_inbound() {
+    log "== Inbound: $WEBHOOK_EVENTS INCOMING_FAX webhooks, 20 in parallel, relayed to a Maildir"
+    start_daemon "$WORK/inbound"
+    "$FAXGATE" emails add inbox@example.com --number "$SENDER_NUMBER:receive" --config "$CONFIG" >/dev/null
+    # A daemon without the webhook receiver does not listen on the webhook address.
+    if ! python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()' \
+        "$WEBHOOK_PORT" 2>/dev/null; then
+        stop_daemon
+        note "inbound: not measured: the webhook receiver is not on commit $(git -C "$ROOT" rev-parse --short HEAD)"
+        return
+    fi
+    local result delivered
+    result="$(python3 "$BENCH/webhook_load.py" --port "$WEBHOOK_PORT" --parallel 20 \
+        --events "$WEBHOOK_EVENTS" --password "$WEBHOOK_PASSWORD" --to "$SENDER_NUMBER" \
+        --pdf "$INPUTS/webhook-fax.pdf")"
+    # The relay runs behind the 200s; give it up to 120 s to write every email.
+    local deadline=$((SECONDS + 120))
+    while :; do
+        delivered="$(find "$WORK/inbound/data/maildir/new" -type f 2>/dev/null | wc -l)"
+        if ((delivered >= $(field ok_200 "$result") || SECONDS > deadline)); then break; fi
+        sleep 1
+    done
+    stop_daemon
+    note "inbound webhooks/s: $(field webhooks_per_s "$result"), p50 $(field p50_ms "$result") ms, p99 $(field p99_ms "$result") ms to the 200"
+    note "inbound delivery: $delivered emails in the Maildir for $(field ok_200 "$result") replies 200 ($result)"
+}
+
+main() {
+    mkdir -p "$WORK"
+    : >"$RESULTS"
+    log "work folder: $WORK"
+    (cd "$ROOT" && cargo build --release --locked --bin faxgate >&2)
+    python3 "$BENCH/make_inputs.py" "$INPUTS" >/dev/null
+
+    echo "commit $(git -C "$ROOT" rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    local name
+    for name in $SELECTED; do
+        case "$name" in
+            smtp) bench_smtp ;;
+            merge) bench_merge ;;
+            tiff) bench_tiff ;;
+            memory) bench_memory ;;
+            inbound) bench_inbound ;;
+            *) log "unknown benchmark: $name (expected smtp, merge, tiff, memory or inbound)"; exit 2 ;;
+        esac
+    done
+    echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+    echo
+    echo "| figure | faxgate | reference | ratio | target | result |"
+    echo "|---|---|---|---|---|---|"
+    awk -F'\t' '$2 != "" { printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$RESULTS"
+}
+
+main
