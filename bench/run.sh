@@ -219,6 +219,7 @@ bench_smtp() {
             note "smtp $sessions sessions durability: $jobs jobs stored for $expected replies 250 (MISSED)"
         fi
     done
+    note "smtp fsync cost on the data folder's filesystem: $(python3 "$BENCH/fsync_cost.py" "$WORK/fsync-test")"
 }
 
 # Times `faxgate convert` and a reference command with hyperfine; prints the two means
