@@ -1,10 +1,11 @@
 //! `faxgate run`: opens the store, binds the listeners, starts the queue workers, the
-//! management API and the SMTP server, notifies systemd when it is ready, and handles
-//! signals.
+//! management API, the SMTP server and the fax-to-email side (webhook listener,
+//! received-fax dispatcher, delivery reports, email workers), notifies systemd when it
+//! is ready, and handles signals.
 //!
 //! SIGTERM and SIGINT stop accepting connections; open sessions get the grace period of
 //! `smtp.shutdown_grace`, the workers finish the submissions in flight, and the process
-//! exits. SIGHUP reloads the TLS certificate and key.
+//! exits. SIGHUP reloads the TLS certificates and keys.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +21,12 @@ use crate::config::Config;
 use crate::fax;
 use crate::intake::Intake;
 use crate::mappings::Mappings;
-use crate::queue::{self, Queue, RetryPolicy};
+use crate::queue::{self, EmailQueue, Queue, RetryPolicy};
+use crate::relay::{Postmaster, Relay, run_email_workers};
+use crate::reports::Reporter;
 use crate::smtp;
 use crate::store::Store;
+use crate::webhooks::{self, Dispatcher, InboundEvents, WebhookState};
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -68,11 +72,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let workers = tokio::spawn(queue::run_workers(
         queue.clone(),
-        backend,
+        backend.clone(),
         RetryPolicy::from_config(&config.fax),
         config.fax.workers,
         shutdown_rx.clone(),
     ));
+
+    // Fax to email and delivery reports: the webhook listener, the dispatcher of
+    // received faxes, the report task and the email workers.
+    let (fax_to_email, webhook_tls) =
+        start_fax_to_email(&config, &store, &mappings, &queue, &backend, &shutdown_rx).await?;
+
     let intake = Arc::new(Intake::new(config.clone(), mappings, queue));
     let smtp_server = {
         let settings = Arc::new(config.smtp.clone());
@@ -91,7 +101,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let watchdog = start_watchdog(store.clone());
     info!(data_dir = %config.gateway.data_dir.display(), backend = ?config.fax.backend, "faxgate started");
 
-    wait_for_stop(tls.as_ref()).await;
+    let mut certificates = Vec::new();
+    certificates.extend(tls.as_ref().map(|tls| ("smtp", tls)));
+    certificates.extend(webhook_tls.as_ref().map(|tls| ("webhooks", tls)));
+    wait_for_stop(&certificates).await;
     info!("stopping: no new connections, open sessions may finish");
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     let _ = shutdown_tx.send(true);
@@ -109,6 +122,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Err(err) = workers.await {
         error!(error = %err, "queue workers failed");
     }
+    for (name, task) in fax_to_email {
+        if let Err(err) = task.await {
+            error!(task = name, error = %err, "task failed");
+        }
+    }
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
@@ -116,8 +134,75 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT, reloading TLS on each SIGHUP meanwhile.
-async fn wait_for_stop(tls: Option<&smtp::TlsConfig>) {
+/// Binds the webhook listener and starts the tasks of the fax-to-email side. Returns
+/// them by name, so that shutdown can wait for each, and the webhook TLS certificate
+/// for SIGHUP to reload.
+async fn start_fax_to_email(
+    config: &Arc<Config>,
+    store: &Store,
+    mappings: &Mappings,
+    queue: &Queue,
+    backend: &Arc<fax::Backend>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<(Vec<(&'static str, tokio::task::JoinHandle<()>)>, Option<smtp::TlsConfig>)> {
+    let policy = RetryPolicy::from_config(&config.fax);
+    let emails = EmailQueue::from_config(store.clone(), config);
+    let events =
+        InboundEvents::new(store.clone(), config.gateway.data_dir.join("inbound"), config.fax.max_queue_lifetime);
+    queue.keep_completed_documents(config.notifications.attach_copy && config.notifications.on_success);
+    let reporter = Reporter::new(store.clone(), queue.clone(), emails.clone(), backend.clone(), config.clone());
+    let relay = Arc::new(Relay::from_config(&config.relay)?);
+
+    let webhook_tls = match (&config.webhooks.tls_cert, &config.webhooks.tls_key) {
+        (Some(cert), Some(key)) => Some(smtp::TlsConfig::load(cert, key)?),
+        _ => None,
+    };
+    let listener = TcpListener::bind(config.webhooks.address)
+        .await
+        .with_context(|| format!("cannot listen on {} (webhooks.address)", config.webhooks.address))?;
+    if config.webhooks.password.is_empty() {
+        warn!("webhooks.password is empty: the webhook accepts anyone who knows webhooks.username; set a password");
+    }
+    info!(address = %config.webhooks.address, tls = webhook_tls.is_some(), "webhook listener bound");
+
+    let state = WebhookState {
+        settings: Arc::new(config.webhooks.clone()),
+        events: events.clone(),
+        reporter: reporter.clone(),
+    };
+    let webhook_shutdown = shutdown.clone();
+    let served_tls = webhook_tls.clone();
+    let webhook_server = tokio::spawn(async move {
+        if let Err(err) = webhooks::serve(listener, served_tls, state, webhook_shutdown).await {
+            error!(error = %err, "webhook listener failed");
+        }
+    });
+    let dispatcher = Dispatcher {
+        events,
+        emails: emails.clone(),
+        mappings: mappings.clone(),
+        backend: backend.clone(),
+        config: config.clone(),
+        policy,
+    };
+    let postmaster = (!config.relay.postmaster.is_empty()).then(|| Postmaster {
+        address: config.relay.postmaster.clone(),
+        from: config.relay.from.clone(),
+        hostname: config.gateway.hostname.clone(),
+    });
+    info!(relay = relay.name(), "email relay configured");
+    let tasks = vec![
+        ("webhook listener", webhook_server),
+        ("received-fax dispatcher", tokio::spawn(webhooks::run_inbound_dispatcher(dispatcher, shutdown.clone()))),
+        ("delivery reports", tokio::spawn(reporter.run(shutdown.clone()))),
+        ("email worker", tokio::spawn(run_email_workers(emails, relay, policy, postmaster, shutdown.clone()))),
+    ];
+    Ok((tasks, webhook_tls))
+}
+
+/// Waits for SIGTERM or SIGINT, reloading each named TLS certificate on each SIGHUP
+/// meanwhile.
+async fn wait_for_stop(certificates: &[(&str, &smtp::TlsConfig)]) {
     let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
         warn!("cannot install signal handlers; stop with Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
@@ -129,12 +214,14 @@ async fn wait_for_stop(tls: Option<&smtp::TlsConfig>) {
             _ = tokio::signal::ctrl_c() => return,
             _ = hup.recv() => {
                 notify_systemd(&[sd_notify::NotifyState::Reloading]);
-                match tls {
-                    Some(tls) => match tls.reload() {
-                        Ok(()) => info!("TLS certificate reloaded"),
-                        Err(err) => error!(error = %err, "TLS reload failed; the previous certificate stays in use"),
-                    },
-                    None => info!("SIGHUP: no TLS certificate configured, nothing to reload"),
+                if certificates.is_empty() {
+                    info!("SIGHUP: no TLS certificate configured, nothing to reload");
+                }
+                for (listener, tls) in certificates {
+                    match tls.reload() {
+                        Ok(()) => info!(listener, "TLS certificate reloaded"),
+                        Err(err) => error!(listener, error = %err, "TLS reload failed; the previous certificate stays in use"),
+                    }
                 }
                 notify_systemd(&[sd_notify::NotifyState::Ready]);
             }

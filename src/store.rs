@@ -67,7 +67,14 @@ impl Store {
     /// Runs every module's schema statements; each is `CREATE ... IF NOT EXISTS`.
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for statement in crate::mappings::SCHEMA.iter().chain(crate::queue::SCHEMA) {
+        let schemas = [
+            crate::mappings::SCHEMA,
+            crate::queue::SCHEMA,
+            crate::queue::email::SCHEMA,
+            crate::webhooks::SCHEMA,
+            crate::reports::SCHEMA,
+        ];
+        for statement in schemas.into_iter().flatten() {
             sqlx::query(*statement).execute(&mut *tx).await?;
         }
         tx.commit().await?;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use support::daemon::{DOMAIN, Setup, TestDaemon, wait_for};
 use support::pdf::{A4, LEGAL, LETTER, make_pdf, message_with_pdfs, page_sizes};
-use support::smtp_client::Client;
+use support::mail::queued_ids;
+use support::smtp_client::{Client, Reply};
 
 const ALICE: &str = "alice@example.com";
 const ALICE_NUMBER: &str = "+14155550100";
@@ -31,14 +32,8 @@ fn outbox_job(daemon: &TestDaemon, id: &str) -> (serde_json::Value, Vec<u8>) {
     (json, std::fs::read(pdf_path).unwrap())
 }
 
-/// Returns the job ids of a `250 2.0.0 queued as <id>[,<id>...]` reply.
-fn queued_ids(text: &str) -> Vec<String> {
-    let ids = text.rsplit("queued as ").next().unwrap_or("");
-    ids.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-}
-
 /// Sends one message with the test client; returns the reply to the message.
-fn send(daemon: &TestDaemon, from: &str, to: &str, message: &[u8]) -> support::smtp_client::Reply {
+fn send(daemon: &TestDaemon, from: &str, to: &str, message: &[u8]) -> Reply {
     let (mut client, greeting) = Client::connect(daemon.smtp_addr());
     assert_eq!(greeting.code, 220);
     assert_eq!(client.command("EHLO client.example").code, 250);
@@ -69,7 +64,7 @@ fn swaks_message_reaches_outbox() {
     let transcript = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "swaks failed:\n{transcript}\n{}", daemon.log());
     let line = transcript.lines().find(|l| l.contains("<-  250 2.0.0 queued as ")).expect(&transcript);
-    let ids = queued_ids(line);
+    let ids: Vec<String> = line.rsplit("queued as ").next().unwrap().split(',').map(|s| s.trim().to_string()).collect();
     assert_eq!(ids.len(), 1, "{line}");
 
     let (json, pdf) = outbox_job(&daemon, &ids[0]);
@@ -88,7 +83,7 @@ fn two_pdfs_merge_in_mime_order() {
     let message = message_with_pdfs(ALICE, &to, "report", &[("a.pdf", first), ("b.pdf", second)]);
     let reply = send(&daemon, ALICE, &to, &message);
     assert!(reply.is(250, "2.0.0"), "{reply:?}\n{}", daemon.log());
-    let ids = queued_ids(&reply.text);
+    let ids = queued_ids(&reply);
     let (_, pdf) = outbox_job(&daemon, &ids[0]);
     assert_eq!(page_sizes(&pdf), vec![A4, A4, LEGAL, LETTER, LEGAL]);
 }
@@ -105,7 +100,7 @@ fn each_recipient_gets_its_own_job() {
     let (_, end) = client.data(&message);
     let end = end.unwrap();
     assert!(end.is(250, "2.0.0"), "{end:?}");
-    let ids = queued_ids(&end.text);
+    let ids = queued_ids(&end);
     assert_eq!(ids.len(), 2);
     let (first, _) = outbox_job(&daemon, &ids[0]);
     let (second, _) = outbox_job(&daemon, &ids[1]);
@@ -221,7 +216,7 @@ fn subject_selects_from_number() {
     let message = message_with_pdfs(ALICE, &to, "1-415-555-0101", &[("a.pdf", make_pdf(&[LETTER]))]);
     let reply = send(&daemon, ALICE, &to, &message);
     assert!(reply.is(250, "2.0.0"), "{reply:?}");
-    let (json, _) = outbox_job(&daemon, &queued_ids(&reply.text)[0]);
+    let (json, _) = outbox_job(&daemon, &queued_ids(&reply)[0]);
     assert_eq!(json["from"], "+14155550101");
 }
 
@@ -276,7 +271,7 @@ fn bdat_message_is_queued() {
     assert_eq!(client.read_reply().code, 250);
     let last = client.read_reply();
     assert!(last.is(250, "2.0.0"), "{last:?}");
-    let (_, pdf) = outbox_job(&daemon, &queued_ids(&last.text)[0]);
+    let (_, pdf) = outbox_job(&daemon, &queued_ids(&last)[0]);
     assert_eq!(page_sizes(&pdf).len(), 2);
 }
 
@@ -350,4 +345,58 @@ fn connect_from(source: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
 
 fn sample(relative: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples").join(relative)
+}
+
+#[test]
+fn number_comes_from_envelope_not_header() {
+    let daemon = daemon_with_alice(Setup::default());
+    let to = format!("14155552222@{DOMAIN}");
+    // The To header names another number; only the envelope recipient counts.
+    let message = message_with_pdfs(ALICE, &format!("14155559999@{DOMAIN}"), "", &[("a.pdf", make_pdf(&[LETTER]))]);
+    let reply = send(&daemon, ALICE, &to, &message);
+    assert!(reply.is(250, "2.0.0"), "{reply:?}");
+    let (json, _) = outbox_job(&daemon, &queued_ids(&reply)[0]);
+    assert_eq!(json["to"], "+14155552222");
+}
+
+#[test]
+fn subject_number_is_not_a_destination() {
+    let daemon = daemon_with_alice(Setup::default());
+    let (mut client, _) = Client::connect(daemon.smtp_addr());
+    client.command("EHLO client.example");
+    client.command(&format!("MAIL FROM:<{ALICE}>"));
+    // A mailbox address with the number in the Subject is not our address format.
+    let reply = client.command(&format!("RCPT TO:<fax@{DOMAIN}>"));
+    assert!(reply.is(550, "5.1.3"), "{reply:?}");
+    assert!(reply.text.contains("<number>@"), "{reply:?}");
+}
+
+#[test]
+fn subdomain_sender_does_not_match_domain_mapping() {
+    let daemon = daemon_with_alice(Setup::default());
+    let (mut client, _) = Client::connect(daemon.smtp_addr());
+    client.command("EHLO client.example");
+    client.command("MAIL FROM:<alice@mail.example.com>");
+    let reply = client.command(&format!("RCPT TO:<14155552222@{DOMAIN}>"));
+    assert!(reply.is(550, "5.7.1"), "{reply:?}");
+}
+
+#[test]
+fn bare_lf_message_from_device_is_faxed() {
+    let daemon = daemon_with_alice(Setup::default());
+    let to = format!("14155552222@{DOMAIN}");
+    let crlf = message_with_pdfs(ALICE, &to, "", &[("scan.pdf", make_pdf(&[LETTER, LETTER]))]);
+    // Scanners and small devices often end lines with a bare LF.
+    let bare_lf = String::from_utf8(crlf).unwrap().replace("\r\n", "\n").into_bytes();
+    let (mut client, _) = Client::connect(daemon.smtp_addr());
+    client.command("EHLO scanner.example");
+    client.command(&format!("MAIL FROM:<{ALICE}>"));
+    client.command(&format!("RCPT TO:<{to}>"));
+    assert_eq!(client.command("DATA").code, 354);
+    client.send(&bare_lf);
+    client.send(b"\r\n.\r\n");
+    let reply = client.read_reply();
+    assert!(reply.is(250, "2.0.0"), "{reply:?}");
+    let (_, pdf) = outbox_job(&daemon, &queued_ids(&reply)[0]);
+    assert_eq!(page_sizes(&pdf).len(), 2);
 }

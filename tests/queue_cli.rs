@@ -118,14 +118,17 @@ fn show_lists_state_changes_of_swaks_job() {
     assert!(reasons[0].1.contains(&format!("<{ALICE}>")), "{show}");
     assert!(reasons[1].1.contains("attempt 1"), "{show}");
 
+    // The delivery report to the sender is an email job of its own; only the fax
+    // lines are checked here.
     let list = queue_ok(&daemon, &["list"]);
-    let lines: Vec<&str> = list.lines().collect();
+    let lines: Vec<&str> = list.lines().filter(|l| l.contains("  fax  ")).collect();
     assert_eq!(lines.len(), 1, "{list}");
     let columns: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(columns, [id.as_str(), "fax", "completed", "attempts", "1", "next", "try", "-", "to", TO], "{list}");
 
     assert!(queue_ok(&daemon, &["list", "--state", "completed"]).contains(&id));
-    assert_eq!(queue_ok(&daemon, &["list", "--state", "queued"]), "");
+    let queued = queue_ok(&daemon, &["list", "--state", "queued"]);
+    assert!(!queued.contains("  fax  "), "{queued}");
     // clap reports the invalid value, with its usage hint on further lines.
     let invalid = daemon.cli(&["queue", "list", "--state", "stuck"]);
     assert_eq!(invalid.status.code(), Some(2));
@@ -229,4 +232,39 @@ async fn delete_stops_queued_job() {
         let message = queue_fails(&daemon, &["delete", &id], 1);
         assert!(message.contains("it is deleted"), "{message}");
     });
+}
+
+#[test]
+fn email_jobs_are_listed_and_shown() {
+    use support::fake_sinch::CallbackFormat;
+    use support::webhook_client::{Webhook, incoming_fax};
+
+    let daemon = TestDaemon::start(Setup::default());
+    daemon.add_mapping(ALICE, &["+14155550100:receive"]);
+    let pdf = support::pdf::make_pdf(&[support::pdf::LETTER]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reply = runtime.block_on(async {
+        let fax = incoming_fax("01FAXQUEUECLI0000000000000", "+14155550177", "+14155550100", 1);
+        Webhook::for_daemon(&daemon).post("INCOMING_FAX", &fax, Some(&pdf), CallbackFormat::Json).await
+    });
+    assert_eq!(reply.status, 200);
+
+    let line = wait_for("the email job in the list", Duration::from_secs(30), || {
+        let out = daemon.cli(&["queue", "list", "--state", "sent"]);
+        stdout(&out).lines().find(|l| l.contains(ALICE)).map(str::to_string)
+    });
+    assert!(line.contains("  inbound  "), "{line}");
+    let id = line.split_whitespace().next().unwrap();
+
+    let show = daemon.cli(&["queue", "show", id]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    let text = stdout(&show);
+    assert!(text.contains("kind:         inbound"), "{text}");
+    assert!(text.contains("Fax received on +14155550100"), "{text}");
+    assert!(text.lines().any(|l| l.contains(" sent ")), "{text}");
+
+    // A sent email can be neither retried nor deleted.
+    let delete = daemon.cli(&["queue", "delete", id]);
+    assert_eq!(delete.status.code(), Some(1));
+    assert!(stderr(&delete).contains("only queued or failed emails can be deleted"), "{}", stderr(&delete));
 }

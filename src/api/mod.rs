@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, FaxBackendKind};
 use crate::mappings::Mappings;
-use crate::queue::Queue;
+use crate::queue::{EmailQueue, Queue};
 use crate::store::Store;
 
 /// The service id of the outbox backend, which has no Sinch service.
@@ -54,6 +54,7 @@ pub struct ApiState {
     service_id: String,
     mappings: Mappings,
     queue: Queue,
+    emails: EmailQueue,
     store: Store,
     listeners: ListenerHealth,
     credentials: Arc<auth::Credentials>,
@@ -66,6 +67,7 @@ impl ApiState {
             service_id: service_id(config),
             mappings: Mappings::new(store.clone()),
             queue,
+            emails: EmailQueue::from_config(store.clone(), config),
             store,
             listeners,
             credentials: Arc::new(auth::Credentials::from_config(&config.api)),

@@ -86,7 +86,13 @@ async fn queue_gauges(state: &ApiState) -> Vec<QueueGauge> {
         })),
         Err(err) => tracing::error!(error = %err, "metrics: cannot count the fax jobs"),
     }
-    // The email job kinds (relayed faxes and report emails) add their rows here, one
-    // per kind and state, from their own queue's counts.
+    match state.emails.count_by_kind_state().await {
+        Ok(counts) => rows.extend(counts.into_iter().map(|(kind, job_state, jobs)| QueueGauge {
+            kind: kind.as_str().to_string(),
+            state: job_state.as_str().to_string(),
+            jobs,
+        })),
+        Err(err) => tracing::error!(error = %err, "metrics: cannot count the email jobs"),
+    }
     rows
 }

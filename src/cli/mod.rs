@@ -1,5 +1,5 @@
-//! The `faxgate` command line: `run`, `check-config`, and the `emails` and `queue`
-//! commands.
+//! The `faxgate` command line: `run`, `check-config`, and the `emails`, `queue`
+//! and `convert` commands.
 //!
 //! [`main`] parses the arguments with clap and returns the exit status. It is 0 on
 //! success and 1 on an operational error, such as a store that cannot be opened or a
@@ -7,6 +7,7 @@
 //! clap's own usage errors included.
 //! Every error is printed to stderr as one line, `faxgate: <what failed>; <what to do>`.
 
+mod convert;
 mod emails;
 mod queue;
 
@@ -54,6 +55,8 @@ enum Command {
     /// List, show, retry and delete fax jobs
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// Convert files or a saved message to the PDF that would be faxed, as a preview
+    Convert(convert::ConvertArgs),
 }
 
 /// An error ready for the user: the one-line message and the exit status.
@@ -105,9 +108,20 @@ pub fn main() -> i32 {
 
 fn execute(cli: Cli) -> Result<(), Failure> {
     let (path, source) = config_path(cli.config, std::env::var_os("FAXGATE_CONFIG"));
+    if let Command::Convert(args) = &cli.command {
+        // The preview runs without a configuration file: a missing default file means
+        // the built-in settings.
+        let config = match source {
+            ConfigSource::Default if !path.exists() => None,
+            _ => Some(load_config(&path, source)?),
+        };
+        return convert::execute(args, config.as_ref());
+    }
     let config = load_config(&path, source)?;
     match cli.command {
         Command::Run => run_daemon(config),
+        // Handled above, before the configuration is required.
+        Command::Convert(_) => Ok(()),
         Command::CheckConfig => print_stdout(&config.to_masked_toml()),
         Command::Emails(command) => block_on(emails::execute(command, &config)),
         Command::Queue(command) => block_on(queue::execute(command, &config)),

@@ -1,4 +1,5 @@
-//! `faxgate queue`: list, show, retry and delete fax jobs. The commands open the
+//! `faxgate queue`: list, show, retry and delete jobs: fax submissions (kind `fax`)
+//! and outgoing emails (kinds `inbound`, `report`, `postmaster`). The commands open the
 //! daemon's own store, so they work while it runs. A running daemon's workers poll the
 //! store, so they pick up a retried job within seconds, and never claim a deleted one.
 
@@ -9,21 +10,20 @@ use clap::Subcommand;
 
 use super::{Failure, print_stdout};
 use crate::config::Config;
-use crate::queue::{Job, JobState, Queue, QueueError};
+use crate::queue::{EmailEvent, EmailJob, EmailQueue, EmailState, Job, JobState, Queue, QueueError};
 use crate::store::Store;
 
-/// The kind of every job these commands handle.
-// NOTE: only fax jobs are listed. Jobs of other kinds (relayed faxes, report emails)
-// are kept by their own queues and do not appear here.
+/// The kind of the jobs of the fax queue; email jobs carry their own kind.
 const FAX_KIND: &str = "fax";
 
 #[derive(Debug, Subcommand)]
 pub(super) enum QueueCommand {
     /// List jobs, oldest first, one line each: id, kind, state, attempts, next try, target
     List {
-        /// Only the jobs in this state: queued, submitting, submitted, completed, failed or deleted
+        /// Only the jobs in this state: queued, submitting, submitted, completed, failed
+        /// or deleted for faxes; queued, sending, sent, failed or deleted for emails
         #[arg(long, value_name = "STATE", value_parser = parse_state)]
-        state: Option<JobState>,
+        state: Option<String>,
     },
     /// Show the fields of a job and the history of its state changes
     Show {
@@ -35,7 +35,7 @@ pub(super) enum QueueCommand {
         /// Job id of a failed job
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
-        /// Retry every failed job
+        /// Retry every failed job of both queues
         #[arg(long)]
         all: bool,
     },
@@ -46,27 +46,49 @@ pub(super) enum QueueCommand {
     },
 }
 
-/// Runs one `queue` command against the store named by `config`.
+/// Runs one `queue` command against the store named by `config`. An id is looked up
+/// among the fax jobs first, then among the email jobs.
 pub(super) async fn execute(command: QueueCommand, config: &Config) -> Result<(), Failure> {
-    let queue = open(config).await?;
+    let (queue, emails) = open(config).await?;
+    let fail = |err| queue_failure(err, config);
     match command {
         QueueCommand::List { state } => {
-            let jobs = queue.list(state.map(JobState::as_str)).await.map_err(|err| queue_failure(err, config))?;
-            let lines: String = jobs.iter().map(|job| format_line(job) + "\n").collect();
+            let state = state.as_deref();
+            let mut lines = String::new();
+            if state.is_none_or(|s| s.parse::<JobState>().is_ok()) {
+                for job in queue.list(state).await.map_err(fail)? {
+                    lines.push_str(&(format_line(&job) + "\n"));
+                }
+            }
+            if state.is_none_or(|s| s.parse::<EmailState>().is_ok()) {
+                for job in emails.list(state).await.map_err(fail)? {
+                    lines.push_str(&(format_email_line(&job) + "\n"));
+                }
+            }
             print_stdout(&lines)
         }
         QueueCommand::Show { id } => {
-            let job = queue.job(&id).await.map_err(|err| queue_failure(err, config))?;
-            let job = job.ok_or_else(|| queue_failure(QueueError::NotFound(id.clone()), config))?;
-            let history = queue.history(&id).await.map_err(|err| queue_failure(err, config))?;
-            print_stdout(&format_job(&job, &history))
+            if let Some(job) = queue.job(&id).await.map_err(fail)? {
+                let history = queue.history(&id).await.map_err(fail)?;
+                return print_stdout(&format_job(&job, &history));
+            }
+            let job = emails.job(&id).await.map_err(fail)?.ok_or_else(|| fail(QueueError::NotFound(id.clone())))?;
+            let history = emails.history(&id).await.map_err(fail)?;
+            print_stdout(&format_email_job(&job, &history))
         }
         QueueCommand::Retry { id: Some(id), .. } => {
-            queue.retry(&id).await.map_err(|err| queue_failure(err, config))?;
+            match queue.retry(&id).await {
+                Err(QueueError::NotFound(_)) => emails.retry(&id).await.map_err(fail)?,
+                other => other.map_err(fail)?,
+            }
             print_stdout(&format!("retried {id}: queued, due now\n"))
         }
         QueueCommand::Retry { id: None, .. } => {
-            let ids = queue.retry_failed().await.map_err(|err| queue_failure(err, config))?;
+            let mut ids = queue.retry_failed().await.map_err(fail)?;
+            for job in emails.list(Some(EmailState::Failed.as_str())).await.map_err(fail)? {
+                emails.retry(&job.id).await.map_err(fail)?;
+                ids.push(job.id);
+            }
             if ids.is_empty() {
                 return print_stdout("no failed jobs to retry\n");
             }
@@ -74,26 +96,34 @@ pub(super) async fn execute(command: QueueCommand, config: &Config) -> Result<()
             print_stdout(&lines)
         }
         QueueCommand::Delete { id } => {
-            queue.delete(&id).await.map_err(|err| queue_failure(err, config))?;
+            match queue.delete(&id).await {
+                Err(QueueError::NotFound(_)) => emails.delete(&id).await.map_err(fail)?,
+                other => other.map_err(fail)?,
+            }
             print_stdout(&format!("deleted {id}\n"))
         }
     }
 }
 
-fn parse_state(written: &str) -> Result<JobState, String> {
-    written.parse::<JobState>().map_err(|err| err.to_string())
+/// Accepts a state of either queue.
+fn parse_state(written: &str) -> Result<String, String> {
+    match (written.parse::<JobState>(), written.parse::<EmailState>()) {
+        (Err(err), Err(_)) => Err(format!("{err}; email jobs also have sending and sent")),
+        _ => Ok(written.to_string()),
+    }
 }
 
-/// Opens the queue with the daemon's settings, so that a retried job gets the
+/// Opens both queues with the daemon's settings, so that a retried job gets the
 /// configured `fax.max_queue_lifetime`.
-async fn open(config: &Config) -> Result<Queue, Failure> {
+async fn open(config: &Config) -> Result<(Queue, EmailQueue), Failure> {
     let store = Store::open(&config.database_path()).await.map_err(|err| {
         Failure::operational(format!(
             "{err}; check that gateway.data_dir ({}) is writable by this user",
             config.gateway.data_dir.display()
         ))
     })?;
-    Ok(Queue::new(store, config.spool_dir()).with_lifetime(config.fax.max_queue_lifetime))
+    let emails = EmailQueue::from_config(store.clone(), config);
+    Ok((Queue::new(store, config.spool_dir()).with_lifetime(config.fax.max_queue_lifetime), emails))
 }
 
 /// Turns a queue error into a one-line failure that names what is allowed.
@@ -117,6 +147,10 @@ fn queue_failure(err: QueueError, config: &Config) -> Failure {
                 _ => "this job has ended",
             };
             Failure::operational(format!("{err}; only queued or failed jobs can be deleted, and {hint}"))
+        }
+        QueueError::WrongEmailState { action, .. } => {
+            let allowed = if *action == "retry" { "only failed emails can be retried" } else { "only queued or failed emails can be deleted" };
+            Failure::operational(format!("{err}; {allowed}"))
         }
         _ => Failure::operational(format!("{}: {err}", config.database_path().display())),
     }
@@ -163,13 +197,59 @@ fn format_job(job: &Job, history: &[crate::queue::JobEvent]) -> String {
         ("last error", optional(job.last_error.as_deref())),
         ("document", job.document.display().to_string()),
     ];
+    let events = history.iter().map(|e| (e.at, e.state.as_str(), e.reason.as_str()));
+    format_fields(&fields, events)
+}
+
+/// Formats an email job as one line, in the columns of [`format_line`].
+fn format_email_line(job: &EmailJob) -> String {
+    format!(
+        "{}  {}  {:<10}  attempts {}  next try {}  to {}",
+        job.id,
+        job.kind.as_str(),
+        job.state.as_str(),
+        job.attempts,
+        email_next_try(job),
+        job.recipient
+    )
+}
+
+fn email_next_try(job: &EmailJob) -> String {
+    if job.state == EmailState::Queued { format_time(job.next_attempt_at) } else { "-".to_string() }
+}
+
+/// Formats every field of an email job and then its history, one state change a line.
+fn format_email_job(job: &EmailJob, history: &[EmailEvent]) -> String {
+    let fields = [
+        ("id", job.id.clone()),
+        ("kind", job.kind.as_str().to_string()),
+        ("state", job.state.as_str().to_string()),
+        ("to", job.recipient.clone()),
+        ("reverse path", job.reverse_path.clone()),
+        ("subject", job.subject.clone()),
+        ("message id", job.message_id.clone()),
+        ("source", job.source.clone()),
+        ("attempts", job.attempts.to_string()),
+        ("next try", email_next_try(job)),
+        ("created", format_time(job.created_at)),
+        ("updated", format_time(job.updated_at)),
+        ("expires", format_time(job.expires_at)),
+        ("last error", job.last_error.clone().unwrap_or_else(|| "-".to_string())),
+        ("message", job.message.display().to_string()),
+    ];
+    let events = history.iter().map(|e| (e.at, e.state.as_str(), e.reason.as_str()));
+    format_fields(&fields, events)
+}
+
+/// Formats named fields, one a line, then `history:` and one line per state change.
+fn format_fields<'a>(fields: &[(&str, String)], history: impl Iterator<Item = (SystemTime, &'a str, &'a str)>) -> String {
     let mut out = String::new();
     for (name, value) in fields {
         let _ = writeln!(out, "{:<13} {value}", format!("{name}:"));
     }
     let _ = writeln!(out, "history:");
-    for event in history {
-        let _ = writeln!(out, "  {}  {:<10}  {}", format_time(event.at), event.state.as_str(), event.reason);
+    for (at, state, reason) in history {
+        let _ = writeln!(out, "  {}  {state:<10}  {reason}", format_time(at));
     }
     out
 }
@@ -216,7 +296,8 @@ mod tests {
 
     #[test]
     fn state_argument_is_checked() {
-        assert_eq!(parse_state("failed"), Ok(JobState::Failed));
+        assert_eq!(parse_state("failed").as_deref(), Ok("failed"));
+        assert_eq!(parse_state("sent").as_deref(), Ok("sent"));
         let err = parse_state("stuck").unwrap_err();
         assert!(err.contains("\"stuck\""), "{err}");
         assert!(err.contains("queued"), "{err}");

@@ -5,6 +5,7 @@
 
 use super::Limits;
 use super::pdf::{self, PdfPages};
+use super::{image, tiff};
 
 /// Maximum offset of `%PDF-` in a PDF file. Mail clients and gateways sometimes put junk
 /// before the header, and this window bounds the search for it.
@@ -171,11 +172,8 @@ pub(crate) fn convert(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32
 
     match kind {
         Kind::Pdf => pdf::load(data, limits, page_budget),
-        // TODO: converters for these kinds are still to come; until then the sender
-        // learns that only PDF is taken.
-        Kind::Tiff | Kind::Jpeg | Kind::Png | Kind::Gif | Kind::Bmp | Kind::Webp => {
-            Err(not_supported_yet(kind_label(kind)))
-        }
+        Kind::Tiff => tiff::load(data, limits, page_budget),
+        Kind::Jpeg | Kind::Png | Kind::Gif | Kind::Bmp | Kind::Webp => image::load(kind, data, limits, page_budget),
         Kind::Text => Err(not_supported_yet("text")),
         Kind::Html => Err(not_supported_yet("HTML")),
         Kind::Office(office) => Err(not_supported_yet(office.label())),
@@ -204,18 +202,6 @@ pub(crate) fn convert(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32
 
 fn not_supported_yet(label: &str) -> Refusal {
     Refusal::Rejected(format!("{label} documents are not supported yet; send a PDF"))
-}
-
-fn kind_label(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Tiff => "TIFF",
-        Kind::Jpeg => "JPEG",
-        Kind::Png => "PNG",
-        Kind::Gif => "GIF",
-        Kind::Bmp => "BMP",
-        Kind::Webp => "WebP",
-        _ => "these",
-    }
 }
 
 /// Result of sniffing the first bytes of a file.
@@ -431,7 +417,7 @@ pub(crate) fn from_file_name(name: &str) -> Option<Kind> {
     Some(kind)
 }
 
-/// Reads the width and height in pixels of a PNG, GIF, JPEG or BMP from its header,
+/// Reads the width and height in pixels of a PNG, GIF, JPEG, BMP or WebP from its header,
 /// without decoding it. `None` for other kinds and for damaged headers.
 pub(crate) fn image_dimensions(kind: Kind, data: &[u8]) -> Option<(u32, u32)> {
     match kind {
@@ -452,6 +438,9 @@ pub(crate) fn image_dimensions(kind: Kind, data: &[u8]) -> Option<(u32, u32)> {
             Some((width.unsigned_abs(), height.unsigned_abs()))
         }
         Kind::Jpeg => jpeg_dimensions(data),
+        Kind::Webp => ::image::ImageReader::with_format(std::io::Cursor::new(data), ::image::ImageFormat::WebP)
+            .into_dimensions()
+            .ok(),
         _ => None,
     }
 }

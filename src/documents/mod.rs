@@ -8,18 +8,21 @@
 //!
 //! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
 //! for files inside text bodies), `kind` detects each document's kind and dispatches
-//! it to a converter (only `pdf` so far, which uses `flatten` for filled-in forms),
+//! it to a converter (`pdf`, which uses `flatten` for filled-in forms, `tiff` and
+//! `image`),
 //! and `merge` joins the pages.
 
 mod error;
 mod filename;
 mod flatten;
+mod image;
 mod kind;
 mod limits;
 mod merge;
 mod mime;
 mod pdf;
 mod pool;
+mod tiff;
 mod uuencode;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

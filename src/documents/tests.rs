@@ -771,7 +771,7 @@ fn unnamed_attachment_gets_numbered_name() {
 #[test]
 fn unsupported_kinds_rejected_with_reason() {
     let cases: &[(&str, &[u8], &str)] = &[
-        ("fax.tif", b"II*\0\x08\0\0\0", "TIFF documents are not supported yet; send a PDF"),
+        ("fax.tif", b"II*\0\x08\0\0\0", "the TIFF is damaged"),
         ("letter.docx", b"", "Word documents are not supported yet; send a PDF"),
         ("notes.txt", b"hello", "text documents are not supported yet; send a PDF"),
         ("files.zip", b"PK\x03\x04rest", "archives cannot be faxed"),
@@ -810,10 +810,10 @@ fn eml_html_related_logo_plus_attachment() {
         assert_eq!(skip_reason(&skipped, "kigaaldcbanejcbi.png"), "image referenced by the HTML body", "{name}");
         assert!(skip_reason(&skipped, "attach2.png").contains("below the minimum"), "{name}");
 
-        // Without the pixel minimum the attachment is a document, but the logo is not.
-        let (file, reason) = expect_rejected(message_to_pdf(&eml, &unlimited_images()));
-        assert_eq!(file, "attach2.png", "{name}");
-        assert!(reason.contains("PNG documents are not supported yet"), "{name}: {reason}");
+        // Without the pixel minimum the attachment is faxed, but the logo is not.
+        let converted = message_to_pdf(&eml, &unlimited_images()).unwrap();
+        assert_eq!(converted.pages, 1, "{name}");
+        assert_eq!(skip_reason(&converted.parts, "kigaaldcbanejcbi.png"), "image referenced by the HTML body");
     }
 }
 
@@ -855,20 +855,21 @@ fn eml_attachment_as_root_part() {
     let skipped = expect_no_document(message_to_pdf(&eml, &Limits::default()));
     assert!(skip_reason(&skipped, "screenshot.png").contains("23x31 pixels"));
 
-    let (file, reason) = expect_rejected(message_to_pdf(&eml, &unlimited_images()));
-    assert_eq!(file, "screenshot.png");
-    assert!(reason.contains("PNG"), "{reason}");
+    let converted = message_to_pdf(&eml, &unlimited_images()).unwrap();
+    assert_eq!(converted.pages, 1);
+    assert!(converted.parts.iter().any(|part| part.name == "screenshot.png" && part.outcome == PartOutcome::Faxed { pages: 1 }));
 }
 
 #[test]
 fn eml_single_part_image_sniffed() {
     let eml = sample("eml/single-part-image-no-disposition.eml");
 
-    let (file, reason) = expect_rejected(message_to_pdf(&eml, &unlimited_images()));
+    let converted = message_to_pdf(&eml, &unlimited_images()).unwrap();
 
     // Declared image/jpeg, but the content is a PNG.
-    assert_eq!(file, "favicon.jpg");
-    assert!(reason.starts_with("PNG"), "{reason}");
+    let part = converted.parts.iter().find(|part| part.name == "favicon.jpg").unwrap();
+    assert_eq!(part.detected, "image/png");
+    assert_eq!(part.outcome, PartOutcome::Faxed { pages: 1 });
 }
 
 #[test]

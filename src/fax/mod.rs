@@ -9,6 +9,7 @@
 //! a submission, [`Backend::find`] uses that label to check whether the fax exists
 //! before the queue sends it again.
 
+pub mod details;
 pub mod error;
 pub mod outbox;
 pub mod sinch;
@@ -16,6 +17,7 @@ pub mod sinch;
 use crate::config;
 use crate::number::Number;
 
+pub use details::FaxDetails;
 pub use error::SubmitError;
 
 /// The label that carries the faxgate job id on every fax.
@@ -123,6 +125,14 @@ impl Backend {
         match self {
             Backend::Outbox(outbox) => outbox.fax(fax_id).await,
             Backend::Sinch(client) => client.fax(fax_id).await,
+        }
+    }
+
+    /// Reads a fax by its id with the fields a delivery report shows.
+    pub async fn fax_details(&self, fax_id: &str) -> Result<FaxDetails, SubmitError> {
+        match self {
+            Backend::Outbox(outbox) => outbox.fax(fax_id).await.map(|record| FaxDetails::from_record(&record)),
+            Backend::Sinch(client) => client.fax_details(fax_id).await,
         }
     }
 

@@ -133,16 +133,27 @@ impl SinchClient {
 
     /// Reads one fax with `GET /v3/projects/{projectId}/faxes/{id}`.
     pub(crate) async fn fax(&self, fax_id: &str) -> Result<FaxRecord, SubmitError> {
+        let fax_object = self.fax_json(fax_id).await?;
+        parse_fax(&fax_object)
+            .ok_or_else(|| SubmitError::transient(format!("the response for fax {fax_id} has no fax id")))
+    }
+
+    /// Reads one fax with all the fields a delivery report shows.
+    pub(crate) async fn fax_details(&self, fax_id: &str) -> Result<super::FaxDetails, SubmitError> {
+        let fax_object = self.fax_json(fax_id).await?;
+        super::FaxDetails::from_json(&fax_object)
+            .ok_or_else(|| SubmitError::transient(format!("the response for fax {fax_id} has no fax id")))
+    }
+
+    async fn fax_json(&self, fax_id: &str) -> Result<Value, SubmitError> {
         let mut url = self.faxes_url.clone();
         url.path_segments_mut().expect("the faxes URL has a path").push(fax_id);
         let response = self.send(|| self.http.get(url.clone()), "reading a fax", false).await?;
         let response = check_status(response).await?;
-        let fax_object: Value = response
+        response
             .json()
             .await
-            .map_err(|err| SubmitError::transient(format!("reading fax {fax_id}: {}", error_chain(&err))))?;
-        parse_fax(&fax_object)
-            .ok_or_else(|| SubmitError::transient(format!("the response for fax {fax_id} has no fax id")))
+            .map_err(|err| SubmitError::transient(format!("reading fax {fax_id}: {}", error_chain(&err))))
     }
 
     /// Downloads a fax's PDF with `GET /faxes/{id}/file`. When that path is not found,

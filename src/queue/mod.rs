@@ -24,17 +24,19 @@
 //! is queued, submitting, submitted or failed (so that `retry` can send it again and a
 //! report can attach it), and deleted when all of them are completed or deleted.
 
+pub mod email;
 mod spool;
 mod worker;
 
 pub(crate) use spool::write_atomic;
+pub use email::{EmailEvent, EmailJob, EmailKind, EmailQueue, EmailRequest, EmailState};
 pub use worker::{RetryPolicy, run_workers};
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::Row;
@@ -214,6 +216,8 @@ pub enum QueueError {
     NotFound(String),
     #[error("cannot {action} job {id}: it is {state}")]
     WrongState { id: String, state: JobState, action: &'static str },
+    #[error("cannot {action} email job {id}: it is {state}")]
+    WrongEmailState { id: String, state: EmailState, action: &'static str },
     #[error("unknown job state {0:?}; expected one of queued, submitting, submitted, completed, failed, deleted")]
     UnknownState(String),
     #[error("job {id} has an invalid stored value: {reason}")]
@@ -239,6 +243,11 @@ struct Inner {
     notify: Notify,
     /// The lifetime given to new and retried jobs, in milliseconds.
     lifetime_ms: AtomicU64,
+    /// Wakes the report task when a job reaches `completed` or `failed`.
+    finished: Notify,
+    /// Whether completed jobs keep their spooled PDF until
+    /// [`Queue::release_completed_document`], so that a delivery report can attach it.
+    keep_completed_documents: AtomicBool,
 }
 
 /// The fields a state change sets besides `state`; `None` keeps the stored value.
@@ -258,6 +267,8 @@ impl Queue {
                 spool_dir,
                 notify: Notify::new(),
                 lifetime_ms: AtomicU64::new(DEFAULT_LIFETIME.as_millis() as u64),
+                finished: Notify::new(),
+                keep_completed_documents: AtomicBool::new(false),
             }),
         }
     }
@@ -271,6 +282,25 @@ impl Queue {
     pub(crate) fn set_lifetime(&self, lifetime: Duration) {
         let millis = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
         self.inner.lifetime_ms.store(millis, Ordering::Relaxed);
+    }
+
+    /// Keeps the PDF of completed jobs until [`Queue::release_completed_document`] is
+    /// called, for delivery reports that attach a copy (`notifications.attach_copy`).
+    pub fn keep_completed_documents(&self, keep: bool) {
+        self.inner.keep_completed_documents.store(keep, Ordering::Relaxed);
+    }
+
+    /// Deletes the spooled PDF of a completed job that was kept for its report, unless a
+    /// job that is not completed or deleted still uses it. The caller checks the
+    /// completed jobs whose reports still need the file.
+    pub async fn release_completed_document(&self, job: &Job) {
+        self.release_document(job).await;
+    }
+
+    /// Waits until a job may have reached `completed` or `failed`. Create the future
+    /// before reading the queue, as with [`Queue::notified`].
+    pub fn finished(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.finished.notified()
     }
 
     fn lifetime_ms(&self) -> i64 {
@@ -709,7 +739,11 @@ impl Queue {
         if to == JobState::Queued {
             self.inner.notify.notify_waiters();
         }
-        if matches!(to, JobState::Completed | JobState::Deleted) {
+        if matches!(to, JobState::Completed | JobState::Failed) {
+            self.inner.finished.notify_waiters();
+        }
+        let keep = to == JobState::Completed && self.inner.keep_completed_documents.load(Ordering::Relaxed);
+        if matches!(to, JobState::Completed | JobState::Deleted) && !keep {
             self.release_document(job).await;
         }
         Ok(true)
@@ -820,6 +854,7 @@ fn log_change(job: &Job, state: JobState, fax_id: Option<&str>, reason: &str) {
         job_id = %job.id,
         session_id = %job.session_id,
         fax_id,
+        message_id = job.message_id.as_deref().unwrap_or(""),
         number = %job.to_number,
         state = state.as_str(),
         reason,
@@ -840,6 +875,6 @@ fn document_name(path: &std::path::Path) -> String {
     path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn time_from_ms(ms: i64) -> SystemTime {
+pub(crate) fn time_from_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }

@@ -39,6 +39,12 @@ pub struct Setup {
     /// The `[fax.sinch]` table body, when the backend is Sinch.
     pub sinch: Option<String>,
     pub senders_check: &'static str,
+    /// The `[relay]` table body; `None` keeps the defaults (maildir in the data folder).
+    pub relay: Option<String>,
+    /// The `[notifications]` table body; `None` keeps the defaults.
+    pub notifications: Option<String>,
+    /// Extra lines for the `[webhooks]` table.
+    pub webhooks_extra: String,
 }
 
 impl Default for Setup {
@@ -49,6 +55,9 @@ impl Default for Setup {
             fax_extra: String::new(),
             sinch: None,
             senders_check: "both",
+            relay: None,
+            notifications: None,
+            webhooks_extra: String::new(),
         }
     }
 }
@@ -60,6 +69,8 @@ pub struct TestDaemon {
     pub addresses: Vec<SocketAddr>,
     /// PEM of the self-signed certificate for "localhost" the TLS listeners use.
     pub ca_pem: String,
+    /// The webhook listener's address.
+    pub webhook_addr: SocketAddr,
     child: Option<Child>,
 }
 
@@ -91,6 +102,10 @@ impl TestDaemon {
             Some(sinch) => format!("[fax]\nbackend = \"sinch\"\n{}\n[fax.sinch]\n{sinch}\n", setup.fax_extra),
             None => format!("[fax]\nbackend = \"outbox\"\n{}\n", setup.fax_extra),
         };
+        let webhook_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let relay = setup.relay.as_ref().map(|table| format!("[relay]\n{table}\n")).unwrap_or_default();
+        let notifications =
+            setup.notifications.as_ref().map(|table| format!("[notifications]\n{table}\n")).unwrap_or_default();
         let config = format!(
             r#"[gateway]
 hostname = "{DOMAIN}"
@@ -109,10 +124,14 @@ check = "{check}"
 
 {fax}
 [webhooks]
-address = "127.0.0.1:{webhook_port}"
-public_url = "http://127.0.0.1:{webhook_port}/webhooks/sinch"
+address = "{webhook_addr}"
+public_url = "http://{webhook_addr}/webhooks/sinch"
 username = "sinch"
 password = "hook-secret"
+{webhooks_extra}
+
+{relay}
+{notifications}
 
 [api]
 address = "127.0.0.1:{api_port}"
@@ -122,12 +141,12 @@ password = "api-secret"
             key = key_path.display(),
             smtp_extra = setup.smtp_extra,
             check = setup.senders_check,
-            webhook_port = free_port(),
+            webhooks_extra = setup.webhooks_extra,
             api_port = free_port(),
         );
         let config_path = dir.path().join("faxgate.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut daemon = TestDaemon { dir, config_path, addresses, ca_pem, child: None };
+        let mut daemon = TestDaemon { dir, config_path, addresses, ca_pem, webhook_addr, child: None };
         daemon.spawn();
         daemon
     }
@@ -181,7 +200,7 @@ password = "api-secret"
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
-        for address in self.addresses.clone() {
+        for address in self.addresses.iter().copied().chain([self.webhook_addr]) {
             while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
                 if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                     panic!("daemon exited with {status} before listening:\n{}", self.log());

@@ -6,7 +6,9 @@
 //! are checked the way the real API is documented to check them, and refused with
 //! Sinch's error shape `{"code","error","message","details":{"fieldViolations":[..]}}`.
 //! Every request is recorded, failures can be scripted for the next sends, and the
-//! fake can post a `FAX_COMPLETED` callback to a fax's `callbackUrl`.
+//! fake can post a `FAX_COMPLETED` callback to a fax's `callbackUrl`, either when a
+//! test calls for it or on its own after each send ([`FakeSinch::complete_sends`]). It can also
+//! hold received faxes, whose files the daemon downloads.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -57,6 +59,18 @@ pub enum SendScript {
     AcceptThenStall(Duration),
 }
 
+/// What the fake does on its own after it stores a sent fax.
+#[derive(Debug, Clone)]
+pub struct AutoResult {
+    /// `COMPLETED` or `FAILURE`.
+    pub status: &'static str,
+    /// `errorType`, `errorCode` and `errorMessage` for `FAILURE`.
+    pub error: Option<(&'static str, u32, &'static str)>,
+    /// The format of the `FAX_COMPLETED` callback; `None` suppresses the callback, so
+    /// only a status poll finds the result.
+    pub callback: Option<CallbackFormat>,
+}
+
 /// The format of a callback the fake posts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallbackFormat {
@@ -82,6 +96,8 @@ struct Shared {
     legacy_file_path_only: bool,
     /// Name of the list response's page field: `page` (current) or `pageNumber` (older).
     page_field: &'static str,
+    /// The result each new fax gets shortly after it is stored.
+    auto_result: Option<AutoResult>,
 }
 
 pub struct FakeSinch {
@@ -200,6 +216,23 @@ impl FakeSinch {
         }
     }
 
+    /// Gives every fax sent from now on `result` shortly after the send: the status is
+    /// set and, unless `result.callback` is `None`, a `FAX_COMPLETED` callback posted.
+    pub fn complete_sends(&self, result: AutoResult) {
+        self.lock().auto_result = Some(result);
+    }
+
+    /// Stores a received fax (direction `INBOUND`) with its PDF and returns its id.
+    pub fn insert_incoming_fax(&self, from: &str, to: &str, pdf: &[u8]) -> String {
+        let body = json!({ "to": to, "from": from });
+        let mut shared = self.lock();
+        let id = store_fax(&mut shared, &body, pdf.to_vec());
+        let fax = shared.faxes.iter_mut().find(|f| f["id"] == id.as_str()).unwrap();
+        fax["direction"] = json!("INBOUND");
+        fax["status"] = json!("COMPLETED");
+        id
+    }
+
     /// Sets a stored fax's status, with an error for `FAILURE`.
     pub fn set_status(&self, fax_id: &str, status: &str, error: Option<(&str, u32, &str)>) {
         let mut shared = self.lock();
@@ -216,67 +249,72 @@ impl FakeSinch {
     /// Posts a `FAX_COMPLETED` event for a stored fax to its `callbackUrl`, with the Basic
     /// credentials taken from that URL, and returns the receiver's status code.
     pub async fn send_fax_completed(&self, fax_id: &str, format: CallbackFormat) -> Result<u16, String> {
-        let (fax, pdf, callback_url) = {
-            let mut shared = self.lock();
-            let fax = shared.faxes.iter_mut().find(|f| f["id"] == fax_id).ok_or("no such fax")?;
-            if fax["status"] == "QUEUED" || fax["status"] == "IN_PROGRESS" {
-                fax["status"] = json!("COMPLETED");
-                fax["completedTime"] = json!("2026-01-01T00:00:00Z");
-            }
-            let fax = fax.clone();
-            (fax, shared.pdfs[fax_id].clone(), shared.callback_urls[fax_id].clone())
-        };
-        let mut url = reqwest::Url::parse(&callback_url).map_err(|e| e.to_string())?;
-        let username = url.username().to_string();
-        let password = url.password().map(str::to_string);
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        let username = percent_decode(&username, false);
-        let password = password.map(|p| percent_decode(&p, false));
-
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::new();
-        let mut request = client.post(url);
-        if !username.is_empty() || password.is_some() {
-            request = request.basic_auth(username, password);
-        }
-        let event_time = "2026-01-01T00:00:00Z";
-        let request = match format {
-            CallbackFormat::Json => request.json(&json!({
-                "event": "FAX_COMPLETED",
-                "eventTime": event_time,
-                "fax": fax,
-                "file": BASE64.encode(&pdf),
-                "fileType": "PDF",
-            })),
-            CallbackFormat::Multipart => {
-                let boundary = format!("fakesinch{}", ulid::Ulid::new());
-                let mut body = Vec::new();
-                for (name, value) in [
-                    ("event", "FAX_COMPLETED".to_string()),
-                    ("eventTime", event_time.to_string()),
-                    ("fax", fax.to_string()),
-                ] {
-                    body.extend_from_slice(
-                        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                            .as_bytes(),
-                    );
-                }
-                body.extend_from_slice(
-                    format!(
-                        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{fax_id}.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
-                    )
-                    .as_bytes(),
-                );
-                body.extend_from_slice(&pdf);
-                body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-                request.header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}")).body(body)
-            }
-        };
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        Ok(response.status().as_u16())
+        post_fax_completed(&self.shared, fax_id, format).await
     }
+}
+
+/// Posts a `FAX_COMPLETED` event for a stored fax; see [`FakeSinch::send_fax_completed`].
+async fn post_fax_completed(shared: &Mutex<Shared>, fax_id: &str, format: CallbackFormat) -> Result<u16, String> {
+    let (fax, pdf, callback_url) = {
+        let mut shared = shared.lock().unwrap();
+        let fax = shared.faxes.iter_mut().find(|f| f["id"] == fax_id).ok_or("no such fax")?;
+        if fax["status"] == "QUEUED" || fax["status"] == "IN_PROGRESS" {
+            fax["status"] = json!("COMPLETED");
+            fax["completedTime"] = json!("2026-01-01T00:00:00Z");
+        }
+        let fax = fax.clone();
+        (fax, shared.pdfs[fax_id].clone(), shared.callback_urls[fax_id].clone())
+    };
+    let mut url = reqwest::Url::parse(&callback_url).map_err(|e| e.to_string())?;
+    let username = url.username().to_string();
+    let password = url.password().map(str::to_string);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let username = percent_decode(&username, false);
+    let password = password.map(|p| percent_decode(&p, false));
+
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let mut request = client.post(url);
+    if !username.is_empty() || password.is_some() {
+        request = request.basic_auth(username, password);
+    }
+    let event_time = "2026-01-01T00:00:00Z";
+    let request = match format {
+        CallbackFormat::Json => request.json(&json!({
+            "event": "FAX_COMPLETED",
+            "eventTime": event_time,
+            "fax": fax,
+            "file": BASE64.encode(&pdf),
+            "fileType": "PDF",
+        })),
+        CallbackFormat::Multipart => {
+            let boundary = format!("fakesinch{}", ulid::Ulid::new());
+            let mut body = Vec::new();
+            for (name, value) in [
+                ("event", "FAX_COMPLETED".to_string()),
+                ("eventTime", event_time.to_string()),
+                ("fax", fax.to_string()),
+            ] {
+                body.extend_from_slice(
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{fax_id}.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(&pdf);
+            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            request.header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}")).body(body)
+        }
+    };
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    Ok(response.status().as_u16())
 }
 
 async fn handle(
@@ -387,7 +425,31 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-async fn send_fax(shared: &Mutex<Shared>, headers: &HeaderMap, body: &[u8]) -> Response {
+/// Gives a sent fax its scripted result a moment after the send, as the telephone
+/// side would, and posts the callback unless it is suppressed.
+async fn finish_fax(shared: Arc<Mutex<Shared>>, fax_id: String, result: AutoResult) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    {
+        let mut shared = shared.lock().unwrap();
+        let Some(fax) = shared.faxes.iter_mut().find(|f| f["id"] == fax_id.as_str()) else { return };
+        fax["status"] = json!(result.status);
+        fax["completedTime"] = json!("2026-01-01T00:00:00Z");
+        let pages = fax["numberOfPages"].clone();
+        if let Some((error_type, code, message)) = result.error {
+            fax["errorType"] = json!(error_type);
+            fax["errorCode"] = json!(code);
+            fax["errorMessage"] = json!(message);
+            fax["pagesSentSuccessfully"] = json!(0);
+        } else {
+            fax["pagesSentSuccessfully"] = pages;
+        }
+    }
+    if let Some(format) = result.callback {
+        let _ = post_fax_completed(&shared, &fax_id, format).await;
+    }
+}
+
+async fn send_fax(shared: &Arc<Mutex<Shared>>, headers: &HeaderMap, body: &[u8]) -> Response {
     let script = shared.lock().unwrap().scripts.pop_front();
     if let Some(SendScript::Fail { status, message, retry_after }) = &script {
         let mut response = sinch_error(*status, "Scripted failure", message, vec![]);
@@ -414,6 +476,12 @@ async fn send_fax(shared: &Mutex<Shared>, headers: &HeaderMap, body: &[u8]) -> R
         let id = store_fax(&mut shared, &request, pdf.expect("validated PDF"));
         shared.faxes.iter().find(|f| f["id"] == id).unwrap().clone()
     };
+    let auto_result = shared.lock().unwrap().auto_result.clone();
+    if let Some(result) = auto_result {
+        let fax_id = fax["id"].as_str().unwrap().to_string();
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move { finish_fax(shared, fax_id, result).await });
+    }
     if let Some(SendScript::AcceptThenStall(delay)) = script {
         tokio::time::sleep(delay).await;
     }
@@ -489,7 +557,7 @@ fn store_fax(shared: &mut Shared, request: &Value, pdf: Vec<u8>) -> String {
         "direction": "OUTBOUND",
         "from": request.get("from").cloned().unwrap_or(json!("")),
         "to": request["to"],
-        "numberOfPages": 1,
+        "numberOfPages": count_pages(&pdf),
         "status": "QUEUED",
         "createTime": "2026-01-01T00:00:00Z",
         "headerText": request.get("headerText").cloned().unwrap_or(json!("-")),
@@ -504,6 +572,11 @@ fn store_fax(shared: &mut Shared, request: &Value, pdf: Vec<u8>) -> String {
     shared.pdfs.insert(id.clone(), pdf);
     shared.callback_urls.insert(id.clone(), callback_url);
     id
+}
+
+/// Counts a PDF's pages; 1 when it cannot be read, as for the tests' tiny PDFs.
+fn count_pages(pdf: &[u8]) -> usize {
+    lopdf::Document::load_mem(pdf).map(|doc| doc.get_pages().len()).unwrap_or(1).max(1)
 }
 
 fn list_faxes(shared: &Mutex<Shared>, query: &str) -> Response {

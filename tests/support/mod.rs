@@ -10,7 +10,9 @@ pub mod fake_sinch;
 pub mod fake_sinch_config;
 pub mod mail;
 pub mod pdf;
+pub mod relay_server;
 pub mod smtp_client;
+pub mod webhook_client;
 
 use std::path::PathBuf;
 use std::sync::Arc;
