@@ -4,10 +4,11 @@
 #
 #   bench/run.sh                      every benchmark
 #   bench/run.sh smtp merge           only the named ones: smtp merge tiff memory inbound
+#   bench/run.sh profile              perf and strace profile of a 50-session SMTP run
 #
 # Environment: BENCH_WORK (folder for inputs, data and logs; default a new folder under
 # /tmp), SMTP_MESSAGES (default 5000), SMTP_SESSIONS (default "1 10 50"), HYPERFINE_RUNS
-# (default 10), WEBHOOK_EVENTS (default 1000).
+# (default 10), WEBHOOK_EVENTS (default 1000), PROFILE_MESSAGES (default 2000).
 #
 # Every server and client listens on or connects to 127.0.0.1 only, and every load is a
 # fixed number of messages or requests.
@@ -21,6 +22,7 @@ SMTP_MESSAGES="${SMTP_MESSAGES:-5000}"
 SMTP_SESSIONS="${SMTP_SESSIONS:-1 10 50}"
 HYPERFINE_RUNS="${HYPERFINE_RUNS:-10}"
 WEBHOOK_EVENTS="${WEBHOOK_EVENTS:-1000}"
+PROFILE_MESSAGES="${PROFILE_MESSAGES:-2000}"
 SELECTED="${*:-smtp merge tiff memory inbound}"
 
 FAXGATE="$ROOT/target/release/faxgate"
@@ -64,18 +66,20 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Waits up to 60 s until 127.0.0.1:$1 accepts connections.
+# Waits until 127.0.0.1:$1 accepts connections, at most $2 seconds (default 60);
+# fails after that.
 wait_port() {
-    python3 - "$1" <<'EOF'
+    python3 - "$1" "${2:-60}" <<'EOF'
 import socket, sys, time
-deadline = time.time() + 60
+port, limit = int(sys.argv[1]), float(sys.argv[2])
+deadline = time.time() + limit
 while True:
     try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
         break
     except OSError:
         if time.time() > deadline:
-            sys.exit(f"nothing listens on 127.0.0.1:{sys.argv[1]} after 60 s")
+            sys.exit(f"nothing listens on 127.0.0.1:{port} after {limit:.0f} s")
         time.sleep(0.05)
 EOF
 }
@@ -152,9 +156,10 @@ stop_daemon() {
     DAEMON_PID=""
 }
 
-# Prints the number of fax jobs in the daemon's store, in any state.
+# Prints the number of jobs of kind $1 (fax, inbound, report, postmaster) in the
+# daemon's store, in any state. `queue list` prints the id and then the kind.
 job_count() {
-    "$FAXGATE" queue list --config "$CONFIG" | grep -cE '^[0-9A-Z]{26}\b' || true
+    "$FAXGATE" queue list --config "$CONFIG" | awk -v kind="$1" '$2 == kind' | wc -l
 }
 
 start_sink() {
@@ -202,7 +207,7 @@ bench_smtp() {
         latency="$(python3 "$BENCH/smtp_latency.py" --port "$SMTP_PORT" --sessions "$sessions" \
             --messages "$SMTP_MESSAGES" --sender "$SENDER" --recipient "$RECIPIENT" \
             --message "$INPUTS/message.eml")"
-        jobs="$(job_count)"
+        jobs="$(job_count fax)"
         stop_daemon
 
         accepted="$(field accepted "$latency")"
@@ -212,7 +217,9 @@ bench_smtp() {
         if [[ "$sessions" == 50 ]]; then target_verdict="$(verdict "$r" ">=" 0.5)"; fi
         record "smtp $sessions sessions msg/s" "$faxgate_rate" "$sink_rate" "$r" \
             "$([[ $sessions == 50 ]] && echo '>=0.5' || echo '-')" "$target_verdict"
-        note "smtp $sessions sessions DATA-to-250: p50 $(field p50_ms "$latency") ms, p99 $(field p99_ms "$latency") ms, own client $(field messages_per_s "$latency") msg/s ($latency)"
+        record "smtp $sessions sessions DATA-to-250 p50/p99 ms" \
+            "$(field p50_ms "$latency")/$(field p99_ms "$latency")" "-" "-" "-" "-"
+        note "smtp $sessions sessions client: $latency"
         if [[ "$jobs" == "$expected" ]]; then
             note "smtp $sessions sessions durability: $jobs jobs stored for $expected replies 250 (met)"
         else
@@ -293,7 +300,7 @@ bench_memory() {
     result="$(python3 "$BENCH/smtp_latency.py" --port "$SMTP_PORT" --sessions 50 --messages 50 \
         --sender "$SENDER" --recipient "$RECIPIENT" --message "$INPUTS/message-10mb.eml")"
     peak_kib="$(vm_hwm_kib "$DAEMON_PID")"
-    jobs="$(job_count)"
+    jobs="$(job_count fax)"
     stop_daemon
     in_flight_mb="$(python3 -c 'import sys; print(f"{50 * int(sys.argv[1]) / 1e6:.0f}")' "$message_bytes")"
     target_mb="$(python3 -c 'import sys; print(f"{50 + 3 * float(sys.argv[1]):.0f}")' "$in_flight_mb")"
@@ -307,13 +314,12 @@ bench_inbound() {
     start_daemon "$WORK/inbound"
     "$FAXGATE" emails add inbox@example.com --number "$SENDER_NUMBER:receive" --config "$CONFIG" >/dev/null
     # A daemon without the webhook receiver does not listen on the webhook address.
-    if ! python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()' \
-        "$WEBHOOK_PORT" 2>/dev/null; then
+    if ! wait_port "$WEBHOOK_PORT" 10 2>/dev/null; then
         stop_daemon
         note "inbound: not measured: the webhook receiver is not on commit $(git -C "$ROOT" rev-parse --short HEAD)"
         return
     fi
-    local result delivered
+    local result delivered jobs
     result="$(python3 "$BENCH/webhook_load.py" --port "$WEBHOOK_PORT" --parallel 20 \
         --events "$WEBHOOK_EVENTS" --password "$WEBHOOK_PASSWORD" --to "$SENDER_NUMBER" \
         --pdf "$INPUTS/webhook-fax.pdf")"
@@ -324,9 +330,53 @@ bench_inbound() {
         if ((delivered >= $(field ok_200 "$result") || SECONDS > deadline)); then break; fi
         sleep 1
     done
+    jobs="$(job_count inbound)"
     stop_daemon
-    note "inbound webhooks/s: $(field webhooks_per_s "$result"), p50 $(field p50_ms "$result") ms, p99 $(field p99_ms "$result") ms to the 200"
-    note "inbound delivery: $delivered emails in the Maildir for $(field ok_200 "$result") replies 200 ($result)"
+    record "inbound webhooks/s" "$(field webhooks_per_s "$result")" "-" "-" "-" "-"
+    record "inbound time to 200 p50/p99 ms" "$(field p50_ms "$result")/$(field p99_ms "$result")" "-" "-" "-" "-"
+    note "inbound delivery: $jobs inbound jobs stored and $delivered emails in the Maildir for $(field ok_200 "$result") replies 200 ($result)"
+}
+
+# Profiles the daemon during a 50-session SMTP run: CPU samples with perf (when it
+# can sample here) and system call counts with strace. Not part of the default run.
+profile_smtp() {
+    log "== Profile: 50 SMTP sessions, $PROFILE_MESSAGES messages, perf and strace"
+    local dir="$WORK/profile" client=(python3 "$BENCH/smtp_latency.py" --sessions 50
+        --messages "$PROFILE_MESSAGES" --sender "$SENDER" --recipient "$RECIPIENT"
+        --message "$INPUTS/message.eml")
+    start_daemon "$dir"
+    if perf record -e cpu-clock -g -o "$dir/perf.data" -- true >/dev/null 2>&1; then
+        perf record -F 499 -e cpu-clock -g -o "$dir/perf.data" -p "$DAEMON_PID" -- sleep 30 \
+            >/dev/null 2>&1 &
+        local perf_pid=$!
+        sleep 1
+        echo "profile perf run: $("${client[@]}" --port "$SMTP_PORT")"
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" || true
+        echo "profile top symbols (self time, all threads):"
+        perf report -i "$dir/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null \
+            | grep -v '^#' | grep -v '^$' | head -15
+        echo "profile system calls (time in and under each):"
+        perf report -i "$dir/perf.data" --children --sort sym --stdio -g none 2>/dev/null \
+            | grep -E '__x64_sys_' | head -8
+    else
+        echo "profile: perf cannot sample on this machine; skipped"
+    fi
+    timeout 60 strace -f -c -o "$dir/strace-counts.txt" -p "$DAEMON_PID" 2>/dev/null &
+    local strace_pid=$!
+    timeout 60 strace -f -e trace=clock_nanosleep -o "$dir/strace-sleeps.txt" -p "$DAEMON_PID" 2>/dev/null &
+    local sleeps_pid=$!
+    sleep 1
+    echo "profile strace run (slowed by strace): $("${client[@]}" --port "$SMTP_PORT")"
+    # The workers keep submitting the queued jobs to the outbox after the client ends.
+    sleep 10
+    kill -INT "$strace_pid" "$sleeps_pid" 2>/dev/null || true
+    wait "$strace_pid" "$sleeps_pid" 2>/dev/null || true
+    stop_daemon
+    echo "profile system calls for $PROFILE_MESSAGES messages, intake and outbox workers together:"
+    head -14 "$dir/strace-counts.txt"
+    echo "profile clock_nanosleep calls by sleep length (SQLite's busy handler sleeps 1 to 100 ms):"
+    grep -o 'tv_sec=[0-9]*, tv_nsec=[0-9]*' "$dir/strace-sleeps.txt" | sort | uniq -c | sort -rn | head -12
 }
 
 main() {
@@ -345,7 +395,8 @@ main() {
             tiff) bench_tiff ;;
             memory) bench_memory ;;
             inbound) bench_inbound ;;
-            *) log "unknown benchmark: $name (expected smtp, merge, tiff, memory or inbound)"; exit 2 ;;
+            profile) profile_smtp ;;
+            *) log "unknown benchmark: $name (expected smtp, merge, tiff, memory, inbound or profile)"; exit 2 ;;
         esac
     done
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
