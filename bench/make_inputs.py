@@ -122,10 +122,14 @@ def write_bilevel_tiff(path, pages, width, height, rng):
             x = 100
             while x < width - 100:
                 length = rng.randint(15, 70)
+                columns = range(x // 8, min((x + length) // 8, (width - 100) // 8))
+                # A word: strokes that run down the whole line as in letters, with a
+                # bar on the first and middle rows, so rows repeat as in scanned text.
+                glyphs = [rng.choice((0x81, 0xC3, 0x99, 0x18, 0x66)) for _ in columns]
                 for y in range(y0, y0 + 12):
-                    for byte in range((x // 8), min((x + length) // 8, (width - 100) // 8)):
-                        # Letters: columns of ink with gaps, not solid bars.
-                        strip[y * row_bytes + byte] = rng.choice((0xEE, 0x77, 0xDB, 0x6D, 0xFF))
+                    bar = y in (y0, y0 + 6)
+                    for byte, glyph in zip(columns, glyphs):
+                        strip[y * row_bytes + byte] = 0xFF if bar else glyph
                 x += length + rng.randint(12, 24)
         strip_offset = len(out)
         out += strip
