@@ -146,7 +146,7 @@ backend = "maildir"
 address = "127.0.0.1:$api_port"
 EOF
     "$FAXGATE" emails add "$SENDER" --number "$SENDER_NUMBER:both" --config "$CONFIG" >/dev/null
-    "$FAXGATE" run --config "$CONFIG" >"$dir/daemon.log" 2>&1 &
+    ${DAEMON_WRAPPER:-} "$FAXGATE" run --config "$CONFIG" >"$dir/daemon.log" 2>&1 &
     DAEMON_PID=$!
     wait_port "$SMTP_PORT"
 }
@@ -375,21 +375,54 @@ profile_smtp() {
     else
         echo "profile: perf cannot sample on this machine; skipped"
     fi
-    timeout 60 strace -f -c -o "$dir/strace-counts.txt" -p "$DAEMON_PID" 2>/dev/null &
+    # One strace only: a process can have one tracer at a time.
+    timeout 90 strace -f -T -qq -o "$dir/strace.txt" -p "$DAEMON_PID" 2>/dev/null &
     local strace_pid=$!
-    timeout 60 strace -f -e trace=clock_nanosleep -o "$dir/strace-sleeps.txt" -p "$DAEMON_PID" 2>/dev/null &
-    local sleeps_pid=$!
     sleep 1
     echo "profile strace run (slowed by strace): $("${client[@]}" --port "$SMTP_PORT")"
     # The workers keep submitting the queued jobs to the outbox after the client ends.
     sleep 10
-    kill -INT "$strace_pid" "$sleeps_pid" 2>/dev/null || true
-    wait "$strace_pid" "$sleeps_pid" 2>/dev/null || true
+    kill -INT "$strace_pid" 2>/dev/null || true
+    wait "$strace_pid" 2>/dev/null || true
     stop_daemon
+    if command -v eatmydata >/dev/null; then
+        # The same load with and without fsync, to measure what the fsyncs cost here.
+        # Without fsync a 250 is not durable: this is an experiment, never a setting.
+        local with_sync without_sync
+        start_daemon "$dir-sync"
+        with_sync="$(smtp_source_rate "$SMTP_PORT" 50)"
+        stop_daemon
+        DAEMON_WRAPPER=eatmydata start_daemon "$dir-nosync"
+        without_sync="$(smtp_source_rate "$SMTP_PORT" 50)"
+        stop_daemon
+        echo "profile smtp-source 50 sessions: $with_sync msg/s with fsync, $without_sync msg/s with fsync made a no-op by eatmydata"
+    else
+        echo "profile: eatmydata is not installed; the run without fsync is skipped"
+    fi
     echo "profile system calls for $PROFILE_MESSAGES messages, intake and outbox workers together:"
-    head -14 "$dir/strace-counts.txt"
-    echo "profile clock_nanosleep calls by sleep length (SQLite's busy handler sleeps 1 to 100 ms):"
-    grep -o 'tv_sec=[0-9]*, tv_nsec=[0-9]*' "$dir/strace-sleeps.txt" | sort | uniq -c | sort -rn | head -12
+    python3 - "$dir/strace.txt" "$PROFILE_MESSAGES" <<'EOF'
+import collections, re, sys
+calls, seconds, sleeps = collections.Counter(), collections.Counter(), collections.Counter()
+for line in open(sys.argv[1], errors="replace"):
+    # A call is one line, or an "<unfinished ...>" line and a "<... NAME resumed>" line
+    # that carries the time spent in it.
+    line = line.strip()
+    length = re.search(r"clock_nanosleep\(.*tv_sec=(\d+), tv_nsec=(\d+)", line)
+    if length:
+        sleeps[int(length.group(1)) * 1000 + int(length.group(2)) / 1e6] += 1
+    match = re.match(r"\d+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\().*<([\d.]+)>$", line)
+    if not match:
+        continue
+    name = match.group(1) or match.group(2)
+    calls[name] += 1
+    seconds[name] += float(match.group(3))
+messages = int(sys.argv[2])
+for name, count in calls.most_common(12):
+    print(f"  {name:<16} {count:>8} calls  {count / messages:7.1f} per message  {seconds[name]:8.2f} s")
+print("profile clock_nanosleep calls by sleep length in ms (SQLite's busy handler sleeps 1 to 100 ms):")
+for length, count in sorted(sleeps.items()):
+    print(f"  {length:g} ms: {count}")
+EOF
 }
 
 main() {
