@@ -179,6 +179,17 @@ stop_sink() {
     SINK_PID=""
 }
 
+# Prints the CPU time (user and system, all threads) used so far by process $1, in
+# clock ticks.
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# Prints CPU milliseconds per message from two tick counts and a message count.
+cpu_ms_per_message() {
+    python3 -c 'import os, sys; a, b, n = map(int, sys.argv[1:]); print(f"{(b - a) * 1000 / os.sysconf("SC_CLK_TCK") / n:.2f}")' "$1" "$2" "$3"
+}
+
 # Sends SMTP_MESSAGES messages with smtp-source over $2 sessions to port $1; prints the
 # rate in messages per second. A reply other than 2xx makes smtp-source fail.
 smtp_source_rate() {
@@ -197,14 +208,18 @@ field() {
 
 bench_smtp() {
     log "== SMTP intake: smtp-source to faxgate and to smtp-sink, $SMTP_MESSAGES messages"
-    local sessions sink_rate faxgate_rate latency jobs expected accepted
+    local sessions sink_rate faxgate_rate latency jobs expected accepted ticks sink_cpu faxgate_cpu
     for sessions in $SMTP_SESSIONS; do
         start_sink
+        ticks="$(cpu_ticks "$SINK_PID")"
         sink_rate="$(smtp_source_rate "$SINK_PORT" "$sessions")"
+        sink_cpu="$(cpu_ms_per_message "$ticks" "$(cpu_ticks "$SINK_PID")" "$SMTP_MESSAGES")"
         stop_sink
 
         start_daemon "$WORK/smtp-$sessions"
+        ticks="$(cpu_ticks "$DAEMON_PID")"
         faxgate_rate="$(smtp_source_rate "$SMTP_PORT" "$sessions")"
+        faxgate_cpu="$(cpu_ms_per_message "$ticks" "$(cpu_ticks "$DAEMON_PID")" "$SMTP_MESSAGES")"
         latency="$(python3 "$BENCH/smtp_latency.py" --port "$SMTP_PORT" --sessions "$sessions" \
             --messages "$SMTP_MESSAGES" --sender "$SENDER" --recipient "$RECIPIENT" \
             --message "$INPUTS/message.eml")"
@@ -218,6 +233,8 @@ bench_smtp() {
         if [[ "$sessions" == 50 ]]; then target_verdict="$(verdict "$r" ">=" 0.5)"; fi
         record "smtp $sessions sessions msg/s" "$faxgate_rate" "$sink_rate" "$r" \
             "$([[ $sessions == 50 ]] && echo '>=0.5' || echo '-')" "$target_verdict"
+        record "smtp $sessions sessions CPU ms/msg" "$faxgate_cpu" "$sink_cpu" \
+            "$(ratio "$faxgate_cpu" "$sink_cpu")" "-" "-"
         record "smtp $sessions sessions DATA-to-250 p50/p99 ms" \
             "$(field p50_ms "$latency")/$(field p99_ms "$latency")" "-" "-" "-" "-"
         note "smtp $sessions sessions client: $latency"
@@ -368,13 +385,16 @@ profile_smtp() {
         wait "$perf_pid" || true
         echo "profile top symbols (self time, all threads):"
         perf report -i "$dir/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null \
-            | grep -v '^#' | grep -v '^$' | head -15
+            | grep -v '^#' | grep -v '^$' | head -15 || true
         echo "profile system calls (time in and under each):"
         perf report -i "$dir/perf.data" --children --sort sym --stdio -g none 2>/dev/null \
-            | grep -E '__x64_sys_' | head -8
+            | grep -E '__x64_sys_' | head -8 || true
     else
         echo "profile: perf cannot sample on this machine; skipped"
     fi
+    # A new daemon, so that its workers have no backlog from the perf run.
+    stop_daemon
+    start_daemon "$dir-strace"
     # One strace only: a process can have one tracer at a time.
     timeout 90 strace -f -T -qq -o "$dir/strace.txt" -p "$DAEMON_PID" 2>/dev/null &
     local strace_pid=$!
