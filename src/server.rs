@@ -98,6 +98,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     notify_systemd(&[sd_notify::NotifyState::Ready]);
+    probe_office_converter(&config);
     let watchdog = start_watchdog(store.clone());
     info!(data_dir = %config.gateway.data_dir.display(), backend = ?config.fax.backend, "faxgate started");
 
@@ -227,6 +228,19 @@ async fn wait_for_stop(certificates: &[(&str, &smtp::TlsConfig)]) {
             }
         }
     }
+}
+
+/// Logs in the background whether Office documents can be converted. The first start
+/// of LibreOffice can take many seconds, so it does not delay readiness.
+fn probe_office_converter(config: &Config) {
+    let limits = crate::documents::Limits::from_settings(&config.documents, config.smtp.max_message_size);
+    tokio::task::spawn_blocking(move || match crate::documents::office::probe(&limits) {
+        Some(version) => info!(converter = %limits.office_converter, version = %version, "Office documents will be converted"),
+        None => warn!(
+            converter = %limits.office_converter,
+            "office converter not found; Office attachments will be rejected (install LibreOffice or set documents.office_converter)"
+        ),
+    });
 }
 
 fn notify_systemd(state: &[sd_notify::NotifyState]) {

@@ -201,9 +201,11 @@ fn run_daemon(config: Config) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|err| Failure::operational(format!("cannot start the async runtime: {err}")))?;
-    runtime
-        .block_on(crate::server::run(config))
-        .map_err(|err| Failure::operational(format!("{err:#}")))
+    let result = runtime.block_on(crate::server::run(config));
+    // Blocking work still running at exit (a document conversion, the LibreOffice
+    // probe) holds no job state, so the process need not wait long for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result.map_err(|err| Failure::operational(format!("{err:#}")))
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 //! its converter. A kind without a converter yet is rejected with a reason that states
 //! this.
 
-use super::Limits;
 use super::pdf::{self, PdfPages};
-use super::{image, tiff};
+use super::{Limits, image, office, text, tiff};
 
 /// Maximum offset of `%PDF-` in a PDF file. Mail clients and gateways sometimes put junk
 /// before the header, and this window bounds the search for it.
@@ -22,7 +21,7 @@ pub(crate) enum Kind {
     Bmp,
     Webp,
     Heic,
-    /// Plain text, rendered as pages (not yet).
+    /// Plain text, rendered as pages.
     Text,
     /// An HTML file sent as an attachment.
     Html,
@@ -68,6 +67,8 @@ pub(crate) enum Refusal {
     Rejected(String),
     /// The document has `pages` pages, more than the pages left under the limit.
     TooManyPages { pages: u32 },
+    /// A shared converter was busy for too long; a later retry can succeed.
+    Busy,
 }
 
 impl Kind {
@@ -135,7 +136,7 @@ impl Office {
         }
     }
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Office::Doc | Office::Docx => "Word",
             Office::Xls | Office::Xlsx => "Excel",
@@ -174,10 +175,12 @@ pub(crate) fn convert(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32
         Kind::Pdf => pdf::load(data, limits, page_budget),
         Kind::Tiff => tiff::load(data, limits, page_budget),
         Kind::Jpeg | Kind::Png | Kind::Gif | Kind::Bmp | Kind::Webp => image::load(kind, data, limits, page_budget),
-        Kind::Text => Err(not_supported_yet("text")),
+        Kind::Text => text::render(data, limits, page_budget),
         Kind::Html => Err(not_supported_yet("HTML")),
-        Kind::Office(office) => Err(not_supported_yet(office.label())),
-        Kind::Tnef => Err(not_supported_yet("winmail.dat (TNEF)")),
+        Kind::Office(format) => office::convert(format, data, limits, page_budget),
+        // The pipeline replaces TNEF files by their attachments before conversion, so
+        // only a caller that skips that step gets here.
+        Kind::Tnef => Err(Refusal::Rejected("winmail.dat (TNEF) files are opened before conversion".to_string())),
         Kind::Heic => Err(Refusal::Rejected("HEIC photos cannot be faxed; send a JPEG or a PDF".to_string())),
         Kind::Archive => Err(Refusal::Rejected(
             "archives cannot be faxed; send the documents themselves as PDF attachments".to_string(),

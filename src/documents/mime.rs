@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use super::filename::file_name;
 use super::kind::{self, Kind};
-use super::uuencode;
+use super::{text, uuencode};
 use super::{BODY_NAME, DocumentError, Limits, PartOutcome, PartReport};
 
 /// One part of the message in MIME order: a document to convert, or a part left out.
@@ -140,8 +140,8 @@ impl<'m> Walk<'_, 'm> {
         let is_attachment = part.content_disposition().is_some_and(|disposition| disposition.is_attachment());
 
         if name.is_none() && !is_attachment && is_body_type(declared.as_deref()) {
-            // TODO: with `documents.body = "cover"` the body becomes a cover page once a
-            // text converter exists; until then the body is never faxed.
+            // With `documents.body = "cover"` the body text is added as a cover page after
+            // the walk, so the parts are reported as skipped here in either mode.
             let detected = declared.unwrap_or_else(|| "text/plain".to_string());
             self.skip(BODY_NAME.to_string(), detected, "message body".to_string());
             if let PartType::Text(text) = &part.body {
@@ -188,6 +188,10 @@ impl<'m> Walk<'_, 'm> {
         let detected = attachment.kind.mime_type().to_string();
         if let Some(reason) = attachment.kind.skip_reason() {
             self.skip(attachment.name, detected, reason.to_string());
+            return;
+        }
+        if attachment.kind == Kind::Text && text::is_blank(&attachment.data) {
+            self.skip(attachment.name, detected, "text without visible characters".to_string());
             return;
         }
         if let Some((width, height)) = kind::image_dimensions(attachment.kind, &attachment.data)

@@ -7,10 +7,10 @@
 //! cannot be faxed rejects the message, and the error names it.
 //!
 //! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
-//! for files inside text bodies), `kind` detects each document's kind and dispatches
-//! it to a converter (`pdf`, which uses `flatten` for filled-in forms, `tiff` and
-//! `image`),
-//! and `merge` joins the pages.
+//! for files inside text bodies), and `tnef` replaces `winmail.dat` files by their
+//! attachments. Then `kind` detects each document's kind and dispatches it to a
+//! converter: `pdf` (with `flatten` for filled-in forms), `tiff`, `image`, `text`, or
+//! `office` through LibreOffice. Last, `merge` joins the pages.
 
 mod error;
 mod filename;
@@ -20,9 +20,12 @@ mod kind;
 mod limits;
 mod merge;
 mod mime;
+pub mod office;
 mod pdf;
 mod pool;
+mod text;
 mod tiff;
+mod tnef;
 mod uuencode;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,6 +37,7 @@ pub use error::DocumentError;
 pub use limits::Limits;
 pub use pool::convert_message;
 
+use crate::config::BodyMode;
 use kind::Refusal;
 use mime::{Attachment, Item};
 
@@ -90,7 +94,10 @@ pub fn message_to_pdf(message: &[u8], limits: &Limits) -> Result<Converted, Docu
         debug!("message has no header section");
         return Err(DocumentError::NoDocument { skipped: Vec::new() });
     };
-    let items = mime::extract(&parsed, limits)?;
+    let mut items = tnef::expand(mime::extract(&parsed, limits)?, limits)?;
+    if limits.body == BodyMode::Cover {
+        text::add_cover(&parsed, &mut items);
+    }
     convert_items(items, limits)
 }
 
@@ -118,6 +125,7 @@ pub fn files_to_pdf(files: &[(String, Vec<u8>)], limits: &Limits) -> Result<Conv
             }
         })
         .collect();
+    let items = tnef::expand(items, limits)?;
     convert_items(items, limits)
 }
 
@@ -162,6 +170,10 @@ fn convert_items(items: Vec<Item<'_>>, limits: &Limits) -> Result<Converted, Doc
                 };
                 info!(name = %attachment.name, reason = %reason, "document rejected");
                 return Err(rejected(reason));
+            }
+            Ok(Err(Refusal::Busy)) => {
+                info!(name = %attachment.name, "converter busy; message deferred");
+                return Err(DocumentError::Busy);
             }
             Ok(Err(Refusal::TooManyPages { pages })) => {
                 return Err(DocumentError::TooManyPages {

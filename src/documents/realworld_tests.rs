@@ -187,7 +187,7 @@ fn enveloped_smime_rejected() {
 }
 
 #[test]
-fn winmail_dat_not_supported_yet() {
+fn winmail_dat_without_attachments_has_no_document() {
     let root = multipart(
         "mixed",
         "b",
@@ -197,10 +197,12 @@ fn winmail_dat_not_supported_yet() {
         ],
     );
 
-    let (file, reason) = expect_rejected(message_to_pdf(&message(&root), &Limits::default()));
+    let result = message_to_pdf(&message(&root), &Limits::default());
 
-    assert_eq!(file, "winmail.dat");
-    assert!(reason.contains("TNEF"), "{reason}");
+    let Err(DocumentError::NoDocument { skipped }) = result else {
+        panic!("expected no document, got {result:?}");
+    };
+    assert_eq!(skip_reason(&skipped, "winmail.dat"), "winmail.dat without attachments");
 }
 
 #[test]
@@ -231,11 +233,10 @@ fn text_attachment_read_from_disposition() {
     let csv = "Content-Type: text/plain; name=\"test.csv\"\r\nContent-Disposition: attachment; filename=\"test.csv\"\r\n\r\na,b\r\n1,2\r\n";
     let root = multipart("mixed", "b", &[text_part("numbers attached"), csv.to_string()]);
 
-    let (file, reason) = expect_rejected(message_to_pdf(&message(&root), &Limits::default()));
+    let converted = message_to_pdf(&message(&root), &Limits::default()).unwrap();
 
-    // TODO: text attachments are rendered once the text converter exists.
-    assert_eq!(file, "test.csv");
-    assert_eq!(reason, "text documents are not supported yet; send a PDF");
+    assert_eq!(converted.pages, 1);
+    assert_eq!(faxed_names(&converted), vec!["test.csv"]);
 }
 
 // MIME encoding and header syntax

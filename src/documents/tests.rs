@@ -772,8 +772,7 @@ fn unnamed_attachment_gets_numbered_name() {
 fn unsupported_kinds_rejected_with_reason() {
     let cases: &[(&str, &[u8], &str)] = &[
         ("fax.tif", b"II*\0\x08\0\0\0", "the TIFF is damaged"),
-        ("letter.docx", b"", "Word documents are not supported yet; send a PDF"),
-        ("notes.txt", b"hello", "text documents are not supported yet; send a PDF"),
+        ("letter.docx", b"", "the file is not a valid Word document"),
         ("files.zip", b"PK\x03\x04rest", "archives cannot be faxed"),
         ("setup.exe", b"MZ\x90\0", "executable files cannot be faxed"),
         ("IMG_0001.HEIC", b"\0\0\0\x18ftypheic", "HEIC photos cannot be faxed"),
@@ -845,7 +844,8 @@ fn eml_malformed_base64_decoded_leniently() {
     let (file, reason) = expect_rejected(message_to_pdf(&eml, &Limits::default()));
 
     assert_eq!(file, "some.doc");
-    assert!(reason.contains("Word documents"), "{reason}");
+    assert!(reason.contains("not a valid Word document"), "{reason}");
+    assert!(reason.contains("transfer encoding is damaged"), "{reason}");
 }
 
 #[test]

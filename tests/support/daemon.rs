@@ -45,6 +45,8 @@ pub struct Setup {
     pub notifications: Option<String>,
     /// Extra lines for the `[webhooks]` table.
     pub webhooks_extra: String,
+    /// Extra `key = value` lines for the `[documents]` table.
+    pub documents_extra: String,
 }
 
 impl Default for Setup {
@@ -58,6 +60,7 @@ impl Default for Setup {
             relay: None,
             notifications: None,
             webhooks_extra: String::new(),
+            documents_extra: String::new(),
         }
     }
 }
@@ -122,6 +125,9 @@ tls_key = "{key}"
 [senders]
 check = "{check}"
 
+[documents]
+{documents_extra}
+
 {fax}
 [webhooks]
 address = "{webhook_addr}"
@@ -141,6 +147,7 @@ password = "api-secret"
             key = key_path.display(),
             smtp_extra = setup.smtp_extra,
             check = setup.senders_check,
+            documents_extra = setup.documents_extra,
             webhooks_extra = setup.webhooks_extra,
             api_port = free_port(),
         );
