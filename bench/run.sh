@@ -187,7 +187,7 @@ cpu_ticks() {
 
 # Prints CPU milliseconds per message from two tick counts and a message count.
 cpu_ms_per_message() {
-    python3 -c 'import os, sys; a, b, n = map(int, sys.argv[1:]); print(f"{(b - a) * 1000 / os.sysconf("SC_CLK_TCK") / n:.2f}")' "$1" "$2" "$3"
+    python3 -c 'import os, sys; a, b, n = map(int, sys.argv[1:]); tick = os.sysconf("SC_CLK_TCK"); print(f"{(b - a) * 1000 / tick / n:.2f}")' "$1" "$2" "$3"
 }
 
 # Sends SMTP_MESSAGES messages with smtp-source over $2 sessions to port $1; prints the
