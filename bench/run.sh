@@ -248,7 +248,8 @@ bench_smtp() {
 }
 
 # Times `faxgate convert` and a reference command with hyperfine; prints the two means
-# in seconds. Arguments: label, faxgate command, reference command.
+# and then the two standard deviations, in seconds. Arguments: label, faxgate command,
+# reference command.
 hyperfine_pair() {
     local label="$1" faxgate_command="$2" reference_command="$3" json="$WORK/hyperfine-$1.json"
     hyperfine --warmup 2 --runs "$HYPERFINE_RUNS" --export-json "$json" \
@@ -256,7 +257,7 @@ hyperfine_pair() {
     python3 - "$json" <<'EOF'
 import json, sys
 results = json.load(open(sys.argv[1]))["results"]
-print(" ".join(f"{r['mean']:.4f}" for r in results))
+print(" ".join(f"{r['mean']:.4f}" for r in results), " ".join(f"{r['stddev']:.4f}" for r in results))
 EOF
 }
 
@@ -270,14 +271,14 @@ bench_merge() {
         note "merge: not measured: faxgate convert is not on commit $(git -C "$ROOT" rev-parse --short HEAD)"
         return
     fi
-    local kind means fg ref r
+    local kind means fg ref fg_sd ref_sd r
     for kind in text scan; do
         means="$(hyperfine_pair "merge-$kind" \
             "$FAXGATE convert $INPUTS/$kind-a.pdf $INPUTS/$kind-b.pdf -o $WORK/merge-$kind-faxgate.pdf" \
             "qpdf --empty --pages $INPUTS/$kind-a.pdf $INPUTS/$kind-b.pdf -- $WORK/merge-$kind-qpdf.pdf")"
-        read -r fg ref <<<"$means"
+        read -r fg ref fg_sd ref_sd <<<"$means"
         r="$(ratio "$fg" "$ref")"
-        record "merge 2x $kind PDF time s" "$fg" "$ref" "$r" "<=1.0" "$(verdict "$r" "<=" 1.0)"
+        record "merge 2x $kind PDF time s" "$fg±$fg_sd" "$ref±$ref_sd" "$r" "<=1.0" "$(verdict "$r" "<=" 1.0)"
         note "merge $kind sizes: faxgate $(stat -c %s "$WORK/merge-$kind-faxgate.pdf") bytes, qpdf $(stat -c %s "$WORK/merge-$kind-qpdf.pdf") bytes"
     done
 }
@@ -294,14 +295,14 @@ bench_tiff() {
         note "tiff: not measured: faxgate convert is not on commit $(git -C "$ROOT" rev-parse --short HEAD)"
         return
     fi
-    local kind means fg ref r size_fg size_ref size_ratio
+    local kind means fg ref fg_sd ref_sd r size_fg size_ref size_ratio
     for kind in g4 g3 g4-1strip g3-1strip; do
         means="$(hyperfine_pair "tiff-$kind" \
             "$FAXGATE convert $INPUTS/fax-$kind.tif -o $WORK/tiff-$kind-faxgate.pdf" \
             "tiff2pdf -o $WORK/tiff-$kind-tiff2pdf.pdf $INPUTS/fax-$kind.tif")"
-        read -r fg ref <<<"$means"
+        read -r fg ref fg_sd ref_sd <<<"$means"
         r="$(ratio "$fg" "$ref")"
-        record "tiff 20-page $kind time s" "$fg" "$ref" "$r" "<=1.0" "$(verdict "$r" "<=" 1.0)"
+        record "tiff 20-page $kind time s" "$fg±$fg_sd" "$ref±$ref_sd" "$r" "<=1.0" "$(verdict "$r" "<=" 1.0)"
         size_fg="$(stat -c %s "$WORK/tiff-$kind-faxgate.pdf")"
         size_ref="$(stat -c %s "$WORK/tiff-$kind-tiff2pdf.pdf")"
         size_ratio="$(ratio "$size_fg" "$size_ref")"
