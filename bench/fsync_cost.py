@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Measure the cost of the durable writes faxgate makes per accepted message.
 
-Times, in the given folder, N rounds of what the spool does for one document (write a
-file, fsync it, rename it, fsync the folder), and N rounds of a bare fdatasync after a
-4 KiB append (close to one SQLite WAL commit). Prints one `key=value` line with the
-median and 99th percentile of each, in milliseconds.
+Times, in the given folder, N rounds of what the spool does for one document: write a
+file, fsync it, rename it and fsync the folder. Then times N rounds of a 4 KiB append
+and fdatasync, which is close to one SQLite WAL commit. Prints one `key=value` line with
+the median and 99th percentile of each, in milliseconds.
 """
 
 import argparse

@@ -85,7 +85,7 @@ def build_pdf(pages):
 
 
 def scanned_gray(rng, width, height, noise):
-    """A grayscale page like a scan: light paper with sensor noise and dark text bars."""
+    """Return the samples of a grayscale page like a scan: light paper with sensor noise and dark text bars."""
     rows = []
     for y in range(height):
         in_text_line = (y % 40) < 14 and 80 < y < height - 80
@@ -167,7 +167,7 @@ def write_bilevel_tiff(path, pages, width, height, rng):
 
 
 def message(sender, recipient, attachments, line_ending="\n"):
-    """A MIME message with a text body and base64 PDF attachments."""
+    """Return a MIME message with a text body and base64 PDF attachments."""
     boundary = "bench-boundary-7c1f"
     lines = [
         f"From: <{sender}>",
@@ -207,7 +207,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(20261204)
 
-    # About 50 KB: one letter page of text over a small noisy image.
+    # About 50 KB: one letter page with a noisy image and a line of text.
     small = build_pdf([image_page(rng, 300, 300, 12, "benchmark page")])
     (out / "one-page.pdf").write_bytes(small)
 
@@ -215,7 +215,7 @@ def main():
         pages = [("text", text_page_content(rng, n + 1)) for n in range(30)]
         (out / name).write_bytes(build_pdf(pages))
 
-    # Scanned pages at 100 dpi grayscale, about 0.5 MB each after Flate.
+    # Scanned pages at 100 dpi grayscale, about 0.37 MB each after Flate.
     for name in ("scan-a.pdf", "scan-b.pdf"):
         pages = [image_page(rng, 850, 1100, 6, f"scan page {n + 1}") for n in range(10)]
         (out / name).write_bytes(build_pdf(pages))

@@ -6,9 +6,13 @@
 #   bench/run.sh smtp merge           only the named ones: smtp merge tiff memory inbound
 #   bench/run.sh profile              perf and strace profile of a 50-session SMTP run
 #
-# Environment: BENCH_WORK (folder for inputs, data and logs; default a new folder under
-# /tmp), SMTP_MESSAGES (default 5000), SMTP_SESSIONS (default "1 10 50"), HYPERFINE_RUNS
-# (default 10), WEBHOOK_EVENTS (default 1000), PROFILE_MESSAGES (default 2000).
+# Environment, with defaults:
+#   BENCH_WORK        folder for inputs, data and logs (a new folder under /tmp)
+#   SMTP_MESSAGES     messages per SMTP run (5000)
+#   SMTP_SESSIONS     parallel sessions of each SMTP run ("1 10 50")
+#   HYPERFINE_RUNS    timed runs per command (10)
+#   WEBHOOK_EVENTS    webhooks in the inbound run (1000)
+#   PROFILE_MESSAGES  messages per profiled run (2000)
 #
 # Every server and client listens on or connects to 127.0.0.1 only, and every load is a
 # fixed number of messages or requests.
@@ -343,10 +347,12 @@ bench_inbound() {
         note "inbound: not measured: the webhook receiver is not on commit $(git -C "$ROOT" rev-parse --short HEAD)"
         return
     fi
+
     local result delivered jobs
     result="$(python3 "$BENCH/webhook_load.py" --port "$WEBHOOK_PORT" --parallel 20 \
         --events "$WEBHOOK_EVENTS" --password "$WEBHOOK_PASSWORD" --to "$INBOUND_NUMBER" \
         --pdf "$INPUTS/webhook-fax.pdf")"
+
     # The relay runs behind the 200s; give it up to 120 s to write every email.
     local start deadline=$((SECONDS + 120))
     start="$(now)"
@@ -357,6 +363,7 @@ bench_inbound() {
     done
     local relay_seconds
     relay_seconds="$(elapsed_since "$start")"
+
     jobs="$(job_count inbound)"
     stop_daemon
     record "inbound webhooks/s" "$(field webhooks_per_s "$result")" "-" "-" "-" "-"
@@ -376,6 +383,7 @@ profile_smtp() {
         --messages "$PROFILE_MESSAGES" --sender "$SENDER" --recipient "$RECIPIENT"
         --message "$INPUTS/message.eml")
     start_daemon "$dir"
+
     if perf record -e cpu-clock -g -o "$dir/perf.data" -- true >/dev/null 2>&1; then
         perf record -F 499 -e cpu-clock -g -o "$dir/perf.data" -p "$DAEMON_PID" -- sleep 30 \
             >/dev/null 2>&1 &
@@ -393,6 +401,7 @@ profile_smtp() {
     else
         echo "profile: perf cannot sample on this machine; skipped"
     fi
+
     # A new daemon, so that its workers have no backlog from the perf run.
     stop_daemon
     start_daemon "$dir-strace"
@@ -406,6 +415,7 @@ profile_smtp() {
     kill -INT "$strace_pid" 2>/dev/null || true
     wait "$strace_pid" 2>/dev/null || true
     stop_daemon
+
     if command -v eatmydata >/dev/null; then
         # The same load with and without fsync, to measure what the fsyncs cost here.
         # Without fsync a 250 is not durable: this is an experiment, never a setting.
@@ -420,6 +430,7 @@ profile_smtp() {
     else
         echo "profile: eatmydata is not installed; the run without fsync is skipped"
     fi
+
     echo "profile system calls for $PROFILE_MESSAGES messages, intake and outbox workers together:"
     python3 - "$dir/strace.txt" "$PROFILE_MESSAGES" <<'EOF'
 import collections, re, sys
