@@ -63,6 +63,8 @@ impl Rejection {
 }
 
 /// Counts a refusal in the metrics and returns its reply.
+// NOTE: a refusal at RCPT counts once per refused recipient, so a transaction with
+// several bad recipients adds several rejected messages.
 fn count_rejection(rejection: Rejection) -> Reply {
     metrics::smtp_message("rejected", rejection.reason);
     rejection.reply

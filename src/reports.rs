@@ -380,7 +380,8 @@ async fn render_report(
                     .body(pdf, ContentType::parse("application/pdf").map_err(|err| err.to_string())?),
             ),
         ),
-        None => builder.header(ContentType::TEXT_PLAIN).body(body),
+        // A single part, rather than a bare body, so the message carries MIME-Version.
+        None => builder.singlepart(SinglePart::plain(body)),
     }
     .map_err(|err| err.to_string())?;
 

@@ -81,7 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Fax to email and delivery reports: the webhook listener, the dispatcher of
     // received faxes, the report task and the email workers.
     let (fax_to_email, webhook_tls) =
-        start_fax_to_email(&config, &store, &mappings, &queue, &backend, &shutdown_rx).await?;
+        start_fax_to_email(&config, &store, &mappings, &queue, &backend, &listener_health, &shutdown_rx).await?;
 
     let intake = Arc::new(Intake::new(config.clone(), mappings, queue));
     let smtp_server = {
@@ -144,6 +144,7 @@ async fn start_fax_to_email(
     mappings: &Mappings,
     queue: &Queue,
     backend: &Arc<fax::Backend>,
+    health: &api::ListenerHealth,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<(Vec<(&'static str, tokio::task::JoinHandle<()>)>, Option<smtp::TlsConfig>)> {
     let policy = RetryPolicy::from_config(&config.fax);
@@ -152,7 +153,7 @@ async fn start_fax_to_email(
         InboundEvents::new(store.clone(), config.gateway.data_dir.join("inbound"), config.fax.max_queue_lifetime);
     queue.keep_completed_documents(config.notifications.attach_copy && config.notifications.on_success);
     let reporter = Reporter::new(store.clone(), queue.clone(), emails.clone(), backend.clone(), config.clone());
-    let relay = Arc::new(Relay::from_config(&config.relay)?);
+    let relay = Arc::new(Relay::from_config(&config.relay, &config.gateway.hostname)?);
 
     let webhook_tls = match (&config.webhooks.tls_cert, &config.webhooks.tls_key) {
         (Some(cert), Some(key)) => Some(smtp::TlsConfig::load(cert, key)?),
@@ -162,7 +163,7 @@ async fn start_fax_to_email(
         .await
         .with_context(|| format!("cannot listen on {} (webhooks.address)", config.webhooks.address))?;
     if config.webhooks.password.is_empty() {
-        warn!("webhooks.password is empty: the webhook accepts anyone who knows webhooks.username; set a password");
+        warn!("webhooks.password is empty: every webhook request is refused with 401 until a password is set");
     }
     info!(address = %config.webhooks.address, tls = webhook_tls.is_some(), "webhook listener bound");
 
@@ -173,10 +174,13 @@ async fn start_fax_to_email(
     };
     let webhook_shutdown = shutdown.clone();
     let served_tls = webhook_tls.clone();
+    let health = health.clone();
+    health.set("webhooks", true);
     let webhook_server = tokio::spawn(async move {
         if let Err(err) = webhooks::serve(listener, served_tls, state, webhook_shutdown).await {
             error!(error = %err, "webhook listener failed");
         }
+        health.set("webhooks", false);
     });
     let dispatcher = Dispatcher {
         events,

@@ -22,7 +22,7 @@ async fn daemon_is_healthy() {
     assert_eq!(response.status, StatusCode::OK, "{}", response.text);
     assert_eq!(
         response.json(),
-        json!({"status": "ok", "store": "ok", "listeners": {"api": "serving", "smtp": "serving"}})
+        json!({"status": "ok", "store": "ok", "listeners": {"api": "serving", "smtp": "serving", "webhooks": "serving"}})
     );
 }
 

@@ -344,3 +344,46 @@ async fn emails_work_while_store_open() {
     assert_success(&setup.run(&["emails", "remove", "alice@example.com"]));
     assert_eq!(mappings.get("alice@example.com").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn password_at_terminal_is_not_echoed() {
+    use std::io::Write;
+
+    let setup = Setup::new();
+    assert_success(&setup.run(&["emails", "add", "alice@example.com", "--number", "+14155550100"]));
+    // script(1) gives the command a pseudo-terminal, which echoes typed input unless
+    // the program turns echo off.
+    let command = format!(
+        "{} emails password alice@example.com --config {}",
+        env!("CARGO_BIN_EXE_faxgate"),
+        setup.config.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux is installed");
+    // Type only once the prompt is shown, which is after the program asked for input.
+    let mut screen_out = child.stdout.take().unwrap();
+    let mut screen = String::new();
+    let mut buffer = [0u8; 256];
+    while !screen.contains("Password for") {
+        let n = std::io::Read::read(&mut screen_out, &mut buffer).unwrap();
+        assert!(n > 0, "no prompt before the end of output: {screen}");
+        screen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.stdin.take().unwrap().write_all(b"typed secret\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut screen_out, &mut rest).unwrap();
+    screen.push_str(&rest);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("Password for alice@example.com: "), "{screen}");
+    assert!(!screen.contains("typed secret"), "the password was echoed: {screen}");
+
+    let mappings = Mappings::new(Store::open(&setup.database()).await.unwrap());
+    assert!(mappings.verify_password("alice@example.com", "typed secret").await.unwrap());
+}

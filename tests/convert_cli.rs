@@ -76,6 +76,19 @@ fn rejected_file_exits_one_with_reason() {
 }
 
 #[test]
+fn rejection_keeps_non_ascii_file_name() {
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("out.pdf");
+    let eml = format!("{SAMPLES}/eml/raw-8bit-utf8-filename.eml");
+
+    let output = faxgate(&["convert", "--eml", &eml, "-o", out.to_str().unwrap()]);
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("cannot fax 管理.doc: "), "{stderr}");
+}
+
+#[test]
 fn message_converted_or_rejected() {
     let folder = tempfile::tempdir().unwrap();
     let out = folder.path().join("out.pdf");

@@ -63,6 +63,7 @@ async fn wait_for_report(relay: &RelayServer, daemon: &TestDaemon, timeout: Dura
 /// Checks what every report carries.
 fn check_report_headers(mail: &RelayedMail) {
     assert!(mail.tls, "the report went out without TLS");
+    assert_eq!(mail.helo, "fax.example.com", "EHLO must name gateway.hostname");
     assert_eq!(mail.mail_from, "fax@fax.example.com");
     assert_eq!(mail.header("From").as_deref(), Some("fax@fax.example.com"));
     assert_eq!(mail.header("To").as_deref(), Some(ALICE));
@@ -71,6 +72,7 @@ fn check_report_headers(mail: &RelayedMail) {
     assert_eq!(mail.header("Auto-Submitted").as_deref(), Some("auto-replied"));
     assert!(mail.header("Message-ID").is_some_and(|id| id.ends_with("@fax.example.com>")));
     assert!(mail.header("Date").is_some());
+    assert_eq!(mail.header("MIME-Version").as_deref(), Some("1.0"));
     assert!(mail.attachments().is_empty(), "attach_copy is off, yet the report has an attachment");
 }
 

@@ -277,7 +277,7 @@ fn maildir_relay_stores_in_new() {
         std::fs::read_dir(maildir.join("new")).ok()?.next().map(|e| e.unwrap().path())
     });
     let data = std::fs::read(file).unwrap();
-    let mail = RelayedMail { mail_from: String::new(), rcpt_tos: vec![], tls: true, data };
+    let mail = RelayedMail { mail_from: String::new(), helo: String::new(), rcpt_tos: vec![], tls: true, data };
     check_fax_email(&mail, "01FAXMAILDIR00000000000000", &pdf);
     assert_eq!(std::fs::read_dir(maildir.join("tmp")).unwrap().count(), 0);
     assert!(maildir.join("cur").is_dir());

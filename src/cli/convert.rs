@@ -57,7 +57,9 @@ pub(super) fn execute(args: &ConvertArgs, config: Option<&Config>) -> Result<(),
             if let DocumentError::NoDocument { skipped } = &error {
                 print_stdout(&part_lines(skipped))?;
             }
-            return Err(Failure::operational(error.smtp_reply().text));
+            // The reason of the SMTP reply, before the reply reduces it to ASCII: a
+            // terminal shows the file name as the sender wrote it.
+            return Err(Failure::operational(error.to_string()));
         }
     };
     print_stdout(&part_lines(&converted.parts))?;

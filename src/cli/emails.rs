@@ -1,7 +1,7 @@
 //! `faxgate emails`: list, add, replace and remove mappings, and set SMTP AUTH
 //! passwords. The commands open the daemon's own store, so they work while it runs.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 use clap::Subcommand;
 use phonenumber::country::Id as Region;
@@ -121,17 +121,18 @@ async fn password(mappings: &Mappings, email: &str, config: &Config) -> Result<(
     }
 
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        // TODO: echo stays on because no terminal crate is a dependency; pipe the
-        // password in to keep it off the screen.
-        eprint!("Password for {email} (shown as you type): ");
-        let _ = std::io::stderr().flush();
-    }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|err| Failure::operational(format!("cannot read the password from standard input: {err}")))?;
+    let line = if stdin.is_terminal() {
+        // At a terminal the password is read with echo off, as passwd does.
+        rpassword::prompt_password(format!("Password for {email}: "))
+            .map_err(|err| Failure::operational(format!("cannot read the password from the terminal: {err}")))?
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|err| Failure::operational(format!("cannot read the password from standard input: {err}")))?;
+        line
+    };
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     if password.is_empty() {

@@ -120,11 +120,8 @@ fn collect_pages(document: &mut Document, page_budget: u32) -> Result<Vec<Object
         .ok()
         .and_then(|root| root.get_deref(b"Count", document).ok())
         .and_then(|count| count.as_i64().ok());
-    if let Some(count) = declared_count
-        && count > i64::from(page_budget)
-    {
-        return Err(Refusal::TooManyPages { pages: u32::try_from(count).unwrap_or(u32::MAX) });
-    }
+    // `/Count` is not trusted before the walk: a file that claims 100000 pages but has
+    // one is damaged, not too long. The walk itself stops at the page budget.
 
     let mut pages = Vec::new();
     // Every intermediate node is visited once. A second visit means a loop or a subtree

@@ -22,6 +22,7 @@ use std::time::Duration;
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{self, RelayBackendKind, RelayTls};
@@ -87,8 +88,10 @@ pub enum RelayConfigError {
 }
 
 impl Relay {
-    /// Builds the backend chosen by `relay.backend`.
-    pub fn from_config(relay: &config::Relay) -> Result<Relay, RelayConfigError> {
+    /// Builds the backend chosen by `relay.backend`. The SMTP backend greets the
+    /// smarthost with `hostname` (`gateway.hostname`), because many smarthosts reject
+    /// an address literal in EHLO.
+    pub fn from_config(relay: &config::Relay, hostname: &str) -> Result<Relay, RelayConfigError> {
         match relay.backend {
             RelayBackendKind::Maildir => Ok(Relay::Maildir(relay.maildir.clone())),
             RelayBackendKind::Smtp => {
@@ -111,6 +114,7 @@ impl Relay {
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(relay.host.clone())
                     .port(relay.port)
                     .tls(tls)
+                    .hello_name(ClientId::Domain(hostname.to_string()))
                     .timeout(Some(SMTP_TIMEOUT));
                 if !relay.username.is_empty() {
                     builder = builder
@@ -170,7 +174,9 @@ fn envelope(reverse_path: &str, recipient: &str) -> Result<Envelope, RelayError>
 /// Sorts a lettre error: only a 5xx reply is permanent. Everything else (4xx replies,
 /// connection and TLS errors, a server without STARTTLS, timeouts) is retried.
 fn classify(err: &lettre::transport::smtp::Error, host: &str, port: u16) -> RelayError {
-    let detail = error_chain(err);
+    // lettre reports a server without STARTTLS as an "internal client error"; say
+    // what happened instead.
+    let detail = error_chain(err).replace("internal client error: ", "");
     let message = format!("relay {host}:{port}: {detail}");
     let tls = err.is_tls() || detail.contains("STARTTLS") || detail.to_ascii_lowercase().contains("certificate");
     RelayError { message, permanent: err.is_permanent(), tls }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use lettre::Message;
-use lettre::message::header::ContentType;
+use lettre::message::SinglePart;
 use tokio::sync::watch;
 
 use super::Relay;
@@ -176,8 +176,7 @@ async fn fail(queue: &EmailQueue, postmaster: Option<&Postmaster>, job: &EmailJo
             .message_id(Some(format!("<{message_id}>")))
             .date_now()
             .header(AutoSubmitted("auto-generated".to_string()))
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
+            .singlepart(SinglePart::plain(body))
             .map_err(|err| err.to_string())
     })();
     let message = match built {

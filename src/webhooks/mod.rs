@@ -282,7 +282,13 @@ async fn fax_completed(state: &WebhookState, payload: Payload) -> Response {
 
 /// Checks the Basic credentials. Both values are hashed before the comparison, so the
 /// time taken depends on neither their content nor their length.
+/// Checks the Basic credentials. With an empty `webhooks.password` every request is
+/// refused, so a forgotten password cannot open the webhook to anyone who guesses the
+/// user name.
 fn authorized(headers: &HeaderMap, settings: &config::Webhooks) -> bool {
+    if settings.password.is_empty() {
+        return false;
+    }
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -365,5 +371,12 @@ mod tests {
         assert!(!authorized(&with_authorization(&wrong), &settings()));
         assert!(!authorized(&with_authorization("Bearer abc"), &settings()));
         assert!(!authorized(&HeaderMap::new(), &settings()));
+    }
+
+    #[test]
+    fn empty_password_refuses_everyone() {
+        let settings = config::Webhooks { password: config::Secret::default(), ..settings() };
+        let user_only = format!("Basic {}", BASE64.encode("sinch:"));
+        assert!(!authorized(&with_authorization(&user_only), &settings));
     }
 }

@@ -24,6 +24,8 @@ const PYTHON: &str = "/usr/bin/python3";
 #[derive(Debug, Clone)]
 pub struct RelayedMail {
     pub mail_from: String,
+    /// The name the client gave in EHLO or HELO.
+    pub helo: String,
     pub rcpt_tos: Vec<String>,
     /// Whether the session was inside TLS when the message came.
     pub tls: bool,
@@ -176,6 +178,7 @@ impl RelayServer {
                 let record: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
                 RelayedMail {
                     mail_from: record["mail_from"].as_str().unwrap_or("").to_string(),
+                    helo: record["helo"].as_str().unwrap_or("").to_string(),
                     rcpt_tos: record["rcpt_tos"]
                         .as_array()
                         .unwrap()

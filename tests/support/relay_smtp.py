@@ -41,6 +41,7 @@ class Store:
             name = "%d-%06d" % (time.time_ns(), self.counter)
         record = {
             "mail_from": envelope.mail_from,
+            "helo": session.host_name,
             "rcpt_tos": envelope.rcpt_tos,
             "tls": session.ssl is not None or args_implicit,
             "data": base64.b64encode(envelope.original_content or envelope.content).decode("ascii"),
