@@ -167,6 +167,8 @@ async fn bad_requests_are_rejected() {
 
     let missing = webhook.post_raw(&content_type, body.clone(), None).await;
     assert_eq!(missing.status, 401);
+    // The body was left unread, so the connection must not be reused.
+    assert_eq!(missing.headers.get("connection").and_then(|v| v.to_str().ok()), Some("close"));
     assert!(missing.headers.get("www-authenticate").is_some_and(|v| v.to_str().unwrap().starts_with("Basic")));
     let wrong = webhook.post_raw(&content_type, body.clone(), Some((USER, "wrong"))).await;
     assert_eq!(wrong.status, 401);

@@ -171,7 +171,7 @@ async fn receive(State(state): State<WebhookState>, request: Request) -> Respons
     let peer = request.extensions().get::<ConnectInfo<Peer>>().map(|info| info.0.0.to_string()).unwrap_or_default();
     if !authorized(request.headers(), &state.settings) {
         tracing::warn!(%peer, "webhook request rejected: missing or wrong credentials");
-        let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+        let mut response = unread_body_reply(error(StatusCode::UNAUTHORIZED, "missing or wrong credentials"));
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"faxgate webhooks\""));
@@ -183,7 +183,7 @@ async fn receive(State(state): State<WebhookState>, request: Request) -> Respons
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit) {
         tracing::warn!(%peer, limit, "webhook request rejected: body over webhooks.max_body_size");
-        return too_large(limit);
+        return unread_body_reply(too_large(limit));
     }
     let content_type =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
@@ -191,7 +191,7 @@ async fn receive(State(state): State<WebhookState>, request: Request) -> Respons
         Ok(body) => body,
         Err(err) if is_length_limit(&err) => {
             tracing::warn!(%peer, limit, "webhook request rejected: body over webhooks.max_body_size");
-            return too_large(limit);
+            return unread_body_reply(too_large(limit));
         }
         Err(err) => {
             tracing::warn!(%peer, error = %err, "webhook request rejected: cannot read the body");
@@ -285,6 +285,14 @@ async fn fax_completed(state: &WebhookState, payload: Payload) -> Response {
 /// Checks the Basic credentials. With an empty `webhooks.password` every request is
 /// refused, so a forgotten password cannot open the webhook to anyone who guesses the
 /// user name.
+/// Marks a reply sent before the request body was read with `Connection: close`. The
+/// server closes such a connection after the reply, and without the header a client
+/// may send its next request on it and see the connection drop instead of a reply.
+fn unread_body_reply(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    response
+}
+
 fn authorized(headers: &HeaderMap, settings: &config::Webhooks) -> bool {
     if settings.password.is_empty() {
         return false;
