@@ -623,12 +623,16 @@ impl Queue {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query(concat!(
-            "UPDATE fax_jobs SET state = 'submitting', attempts = attempts + 1, updated_at = ? \
+            "UPDATE fax_jobs SET state = 'submitting', \
+             attempts = attempts + (CASE WHEN expires_at > ? THEN 1 ELSE 0 END), updated_at = ? \
              WHERE id = (SELECT id FROM fax_jobs WHERE state = 'queued' AND next_attempt_at <= ? \
                          ORDER BY next_attempt_at, id LIMIT 1) \
              AND state = 'queued' RETURNING ",
             job_columns!()
         ))
+        // A job claimed after its lifetime is failed without a send, so the claim is
+        // not counted as an attempt.
+        .bind(now)
         .bind(now)
         .bind(now)
         .fetch_optional(&mut *tx)

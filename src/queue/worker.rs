@@ -170,9 +170,11 @@ async fn process(queue: &Queue, backend: &Backend, policy: &RetryPolicy, job: Jo
         }
     }
 
-    if SystemTime::now() >= job.expires_at {
+    // Expiry is judged at the claim time (`updated_at`), the same instant the claim
+    // used to decide whether it counted an attempt.
+    if job.updated_at >= job.expires_at {
         let reason = match &job.last_error {
-            Some(error) => format!("gave up after {} attempts: {error}", job.attempts.saturating_sub(1)),
+            Some(error) => format!("gave up after {} attempts: {error}", job.attempts),
             None => "expired before it could be sent".to_string(),
         };
         update(queue, &job, JobState::Failed, Change { last_error: Some(&reason), ..Change::default() }, &reason).await;
