@@ -48,7 +48,7 @@ fn zlib(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-/// A content stream that inflates to 256 MiB of spaces from about 250 KiB.
+/// Builds a one-page PDF whose content stream inflates to 256 MiB of spaces.
 fn flate_bomb() -> Vec<u8> {
     let mut encoder = ZlibEncoder::new(Vec::new(), Compression::best());
     let block = vec![b' '; 1 << 20];
