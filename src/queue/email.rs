@@ -247,17 +247,7 @@ impl EmailQueue {
     pub async fn enqueue(&self, request: EmailRequest, message: &[u8]) -> Result<Option<String>, QueueError> {
         let id = ulid::Ulid::new().to_string();
         let name = format!("{id}.eml");
-        let dir = self.inner.spool_dir.clone();
-        let bytes = message.to_vec();
-        let file_name = name.clone();
-        let spool_error = |source| QueueError::Spool { path: self.inner.spool_dir.display().to_string(), source };
-        let path = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            spool::write_atomic(&dir, &file_name, &bytes)
-        })
-        .await
-        .map_err(|err| spool_error(std::io::Error::other(err)))?
-        .map_err(spool_error)?;
+        let path = spool::write_in_spool(&self.inner.spool_dir, name.clone(), message.to_vec()).await?;
 
         let now = now_ms();
         let expires_at = now.saturating_add(i64::try_from(self.inner.lifetime.as_millis()).unwrap_or(i64::MAX));

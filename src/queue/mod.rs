@@ -357,17 +357,8 @@ impl Queue {
     }
 
     async fn write_document(&self, pdf: &[u8]) -> Result<PathBuf, QueueError> {
-        let dir = self.inner.spool_dir.clone();
         let name = format!("{}.pdf", ulid::Ulid::new());
-        let bytes = pdf.to_vec();
-        let spool_error = |source| QueueError::Spool { path: self.inner.spool_dir.display().to_string(), source };
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            spool::write_atomic(&dir, &name, &bytes)
-        })
-        .await
-        .map_err(|err| spool_error(std::io::Error::other(err)))?
-        .map_err(spool_error)
+        spool::write_in_spool(&self.inner.spool_dir, name, pdf.to_vec()).await
     }
 
     async fn insert_jobs(&self, request: &FaxRequest, document: &str) -> Result<Vec<String>, QueueError> {

@@ -30,6 +30,21 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<P
     result.map(|()| target)
 }
 
+/// Writes `bytes` to `dir/name` as [`write_atomic`] does, creating `dir` when missing,
+/// on the blocking pool so that the fsyncs do not stall the async runtime. Errors name
+/// the spool folder.
+pub(crate) async fn write_in_spool(dir: &Path, name: String, bytes: Vec<u8>) -> Result<PathBuf, super::QueueError> {
+    let spool_error = |source| super::QueueError::Spool { path: dir.display().to_string(), source };
+    let folder = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        fs::create_dir_all(&folder)?;
+        write_atomic(&folder, &name, &bytes)
+    })
+    .await
+    .map_err(|err| spool_error(io::Error::other(err)))?
+    .map_err(spool_error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
