@@ -254,7 +254,7 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
 }
 
 /// Pings the systemd watchdog at half its interval when `WatchdogSec=` is set, and
-/// only while the store answers a query, so systemd restarts a daemon whose runtime
+/// only while the store responds to a query, so systemd restarts a daemon whose runtime
 /// or database is stuck.
 fn start_watchdog(store: Store) -> Option<tokio::task::JoinHandle<()>> {
     let mut usec = 0;

@@ -310,7 +310,7 @@ fn bdat_message_is_queued() {
 }
 
 #[test]
-fn huge_line_without_lf_is_refused_with_bounded_memory() {
+fn huge_line_rejected_in_bounded_memory() {
     let daemon = daemon_with_alice(Setup::default());
     let (mut client, _) = Client::connect(daemon.smtp_addr());
     client.command("EHLO client.example");
@@ -328,7 +328,7 @@ fn huge_line_without_lf_is_refused_with_bounded_memory() {
 }
 
 #[test]
-fn idle_connections_over_ip_cap_do_not_block_others() {
+fn ip_cap_spares_other_clients() {
     let daemon = daemon_with_alice(Setup {
         smtp_extra: "max_connections_per_ip = 3".into(),
         ..Setup::default()

@@ -147,8 +147,8 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
             }
             // Credentials are checked before the body is read, and the server closes
-            // a connection whose body it left unread; the header tells the client so
-            // it does not send its next request on that connection.
+            // a connection whose body it left unread. The header lets the client know,
+            // so it does not send its next request on that connection.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response

@@ -366,8 +366,10 @@ mod tests {
         let (width, height, [x, y, w, h]) = fit_to_paper(Paper::Letter, (1000, 500));
         assert_eq!((width, height), (792.0, 612.0), "landscape page");
         assert!((w / h - 2.0).abs() < 1e-9);
-        assert!((x - (width - w - x)).abs() < 1e-9 && (y - (height - h - y)).abs() < 1e-9);
-        assert!(x >= MARGIN_POINTS - 1e-9 && y >= MARGIN_POINTS - 1e-9);
+        assert!((x - (width - w - x)).abs() < 1e-9, "centred horizontally");
+        assert!((y - (height - h - y)).abs() < 1e-9, "centred vertically");
+        assert!(x >= MARGIN_POINTS - 1e-9, "left margin");
+        assert!(y >= MARGIN_POINTS - 1e-9, "bottom margin");
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Limits {
 }
 
 impl Default for Limits {
-    /// The limits of the default configuration.
+    /// Returns the limits of the default configuration.
     fn default() -> Limits {
         Limits {
             max_pages: 200,

@@ -3,8 +3,8 @@
 
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 
-/// The `Auto-Submitted` header of RFC 3834, which asks mail systems not to reply to
-/// the message automatically.
+/// The `Auto-Submitted` header of RFC 3834, which requests that mail systems do not
+/// reply to the message automatically.
 #[derive(Debug, Clone)]
 pub struct AutoSubmitted(pub String);
 

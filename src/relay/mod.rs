@@ -174,8 +174,8 @@ fn envelope(reverse_path: &str, recipient: &str) -> Result<Envelope, RelayError>
 /// Sorts a lettre error: only a 5xx reply is permanent. Everything else (4xx replies,
 /// connection and TLS errors, a server without STARTTLS, timeouts) is retried.
 fn classify(err: &lettre::transport::smtp::Error, host: &str, port: u16) -> RelayError {
-    // lettre reports a server without STARTTLS as an "internal client error"; say
-    // what happened instead.
+    // lettre reports a server without STARTTLS as an "internal client error". The
+    // rest of its message names the actual cause, so only that part is kept.
     let detail = error_chain(err).replace("internal client error: ", "");
     let message = format!("relay {host}:{port}: {detail}");
     let tls = err.is_tls() || detail.contains("STARTTLS") || detail.to_ascii_lowercase().contains("certificate");

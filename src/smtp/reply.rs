@@ -62,14 +62,15 @@ pub(super) fn trim_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// The first word of a command line, for replies that name the command.
+/// Returns the first word of a command line, for replies that name the command.
 fn verb(line: &[u8]) -> String {
     let line = trim_line_end(line);
     let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     quote(&line[..end]).to_ascii_uppercase()
 }
 
-/// The text between `<` and `>` of a command line, for replies that name an address.
+/// Returns the text between `<` and `>` of a command line, for replies that name an
+/// address.
 fn bracketed(line: &[u8]) -> String {
     let line = trim_line_end(line);
     let Some(start) = line.iter().position(|&b| b == b'<') else {

@@ -159,7 +159,7 @@ pub(super) struct Client<S> {
     stream: BufReader<S>,
 }
 
-/// Longest wait for a reply; longer than every server timeout used in the tests.
+/// Maximum wait for a reply, longer than every server timeout used in the tests.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
@@ -201,14 +201,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.expect(prefix).await
     }
 
-    /// Whether the server closed the connection with nothing more to read.
+    /// Reports whether the server closed the connection with nothing more to read.
     pub async fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
         let read = tokio::time::timeout(REPLY_TIMEOUT, self.stream.read_to_end(&mut rest)).await;
         matches!(read, Ok(Ok(0)))
     }
 
-    /// Whether bytes from the server are buffered but not read yet.
+    /// Reports whether bytes from the server are buffered but not read yet.
     pub fn has_buffered(&self) -> bool {
         !self.stream.buffer().is_empty()
     }
