@@ -372,8 +372,16 @@ mod tests {
 
         let group: libc::pid_t = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
         // The reparented `sleep` may stay a zombie until init reaps it; a zombie runs no
-        // code, so only processes in other states count.
-        assert!(live_members(group).is_empty(), "processes left in group {group}: {:?}", live_members(group));
+        // code, so only processes in other states count. A process that got SIGKILL can
+        // still show as running for a moment while the kernel ends it, so the group is
+        // polled until it is empty or a generous deadline passes.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut left = live_members(group);
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            left = live_members(group);
+        }
+        assert!(left.is_empty(), "processes left in group {group}: {left:?}");
     }
 
     /// Returns the PIDs of processes in process group `group` that are not zombies.
