@@ -1,10 +1,17 @@
 //! The email-to-fax decision, made for each SMTP session before it replies.
 //!
-//! Each step rejects as early as the envelope allows: the null sender at `MAIL FROM`,
-//! the domain, number and sender mapping at `RCPT TO`, and the header checks, the
-//! documents and the queueing at the end of the message. A positive reply to the
+//! Each step rejects as early as the envelope allows: the null sender at `MAIL FROM`
+//! (or at `RCPT TO` when a postmaster is set, because bounces to the postmaster come
+//! from it), the domain, number and sender mapping at `RCPT TO`, and the header checks,
+//! the documents and the queueing at the end of the message. A positive reply to the
 //! message is sent only after [`Queue::enqueue_faxes`] returned, which is after the
 //! jobs and their PDF are on disk.
+//!
+//! `postmaster@<gateway domain>` (and `<postmaster>`) is accepted from any sender when
+//! `relay.postmaster` is set, as mail servers owe, and the message is queued unchanged
+//! for that address, with a `Received` field added. A message to the postmaster and to
+//! fax numbers is faxed as usual and its reply is the faxes' reply; the postmaster's
+//! copy is queued even when the faxes are then refused.
 
 use std::sync::Arc;
 
@@ -17,26 +24,28 @@ use crate::mappings::rules::{self, SenderError};
 use crate::mappings::Mappings;
 use crate::metrics;
 use crate::number::{DestinationPolicy, Number};
-use crate::queue::{FaxRequest, Queue};
-use crate::smtp::{Handler, Reply, SessionInfo};
+use crate::queue::{EmailKind, EmailQueue, EmailRequest, FaxRequest, Queue};
+use crate::smtp::{Handler, Recipient, Reply, SessionInfo};
 
 /// The SMTP handler of the daemon.
 pub struct Intake {
     config: Arc<Config>,
     mappings: Mappings,
     queue: Queue,
+    /// Where messages to the postmaster are queued.
+    emails: EmailQueue,
     limits: Arc<Limits>,
     destinations: DestinationPolicy,
 }
 
 impl Intake {
-    pub fn new(config: Arc<Config>, mappings: Mappings, queue: Queue) -> Intake {
+    pub fn new(config: Arc<Config>, mappings: Mappings, queue: Queue, emails: EmailQueue) -> Intake {
         let limits = Arc::new(Limits::from_settings(&config.documents, config.smtp.max_message_size));
         let destinations = DestinationPolicy {
             allowed_countries: config.fax.allowed_countries.clone(),
             denied_prefixes: config.fax.denied_prefixes.clone(),
         };
-        Intake { config, mappings, queue, limits, destinations }
+        Intake { config, mappings, queue, emails, limits, destinations }
     }
 }
 
@@ -71,8 +80,23 @@ fn count_rejection(rejection: Rejection) -> Reply {
 }
 
 impl Intake {
-    async fn check_recipient(&self, session: &SessionInfo, reverse_path: &str, forward_path: &str) -> Result<Number, Rejection> {
+    async fn check_recipient(
+        &self,
+        session: &SessionInfo,
+        reverse_path: &str,
+        forward_path: &str,
+    ) -> Result<Recipient, Rejection> {
         let first_domain = &self.config.gateway.domains[0];
+        if self.is_postmaster(forward_path) {
+            if self.config.relay.postmaster.is_empty() {
+                let text = format!("{forward_path:?} has no mailbox here, and faxes go to <number>@{first_domain}");
+                return Err(Rejection::new("recipient", Reply::new(550, "5.1.1", text)));
+            }
+            return Ok(Recipient::Postmaster);
+        }
+        if reverse_path.is_empty() {
+            return Err(Rejection::sender(SenderError::NullSender));
+        }
         let Some((local_part, domain)) = forward_path.rsplit_once('@') else {
             let text = format!("{forward_path:?} has no domain; address faxes as <number>@{first_domain}");
             return Err(Rejection::new("recipient", Reply::new(550, "5.1.3", text)));
@@ -104,17 +128,90 @@ impl Intake {
             info!(session_id = %session.session_id, sender = %sender, reason = %err, "sender rejected");
             Rejection::sender(err)
         })?;
-        Ok(number)
+        Ok(Recipient::Fax(number))
+    }
+
+    /// Whether `forward_path` is `<postmaster>` (which the parser leaves empty) or
+    /// `postmaster@` a gateway domain, in any case.
+    fn is_postmaster(&self, forward_path: &str) -> bool {
+        match forward_path.rsplit_once('@') {
+            None => forward_path.is_empty() || forward_path.eq_ignore_ascii_case("postmaster"),
+            Some((local_part, domain)) => {
+                local_part.eq_ignore_ascii_case("postmaster") && self.config.is_gateway_domain(domain)
+            }
+        }
+    }
+
+    /// Queues the message unchanged for `relay.postmaster`, with a `Received` field on
+    /// top, and returns the email job id.
+    async fn forward_to_postmaster(
+        &self,
+        session: &SessionInfo,
+        reverse_path: &str,
+        message: &[u8],
+        headers: &Headers,
+    ) -> Result<String, Rejection> {
+        let received = received_field(&self.config.gateway.hostname, session, reverse_path);
+        let mut forwarded = Vec::with_capacity(received.len() + message.len());
+        forwarded.extend_from_slice(received.as_bytes());
+        forwarded.extend_from_slice(message);
+        let request = EmailRequest {
+            kind: EmailKind::Postmaster,
+            source: format!("smtp:{}:{}", session.session_id, ulid::Ulid::new()),
+            reverse_path: self.config.relay.from.clone(),
+            recipient: self.config.relay.postmaster.clone(),
+            message_id: headers.message_id.clone().unwrap_or_default(),
+            subject: headers.subject.clone().unwrap_or_default(),
+        };
+        let id = self.emails.enqueue(request, &forwarded).await.map_err(|err| store_unavailable(session, err))?;
+        // The source is new for every message, so a job is always created.
+        let id = id.unwrap_or_default();
+        info!(
+            session_id = %session.session_id,
+            email_job_id = %id,
+            reverse_path,
+            message_id = headers.message_id.as_deref().unwrap_or(""),
+            "message to the postmaster queued"
+        );
+        Ok(id)
     }
 
     async fn decide_message(
         &self,
         session: &SessionInfo,
         reverse_path: &str,
-        recipients: &[Number],
+        recipients: &[Recipient],
         message: Vec<u8>,
     ) -> Result<Reply, Rejection> {
         let headers = Headers::read(&message);
+        let numbers: Vec<Number> = recipients
+            .iter()
+            .filter_map(|recipient| match recipient {
+                Recipient::Fax(number) => Some(number.clone()),
+                Recipient::Postmaster => None,
+            })
+            .collect();
+        if !recipients.contains(&Recipient::Postmaster) {
+            return self.decide_faxes(session, reverse_path, &numbers, message, &headers).await;
+        }
+        // The postmaster's copy is queued first: if the faxes were queued first and the
+        // copy then failed, the client's retry would send the faxes twice.
+        let email_job = self.forward_to_postmaster(session, reverse_path, &message, &headers).await?;
+        if numbers.is_empty() {
+            return Ok(Reply::new(250, "2.0.0", format!("queued as {email_job} for the postmaster")));
+        }
+        self.decide_faxes(session, reverse_path, &numbers, message, &headers).await
+    }
+
+    /// Checks the headers, converts the documents and queues one fax job per number.
+    async fn decide_faxes(
+        &self,
+        session: &SessionInfo,
+        reverse_path: &str,
+        numbers: &[Number],
+        message: Vec<u8>,
+        headers: &Headers,
+    ) -> Result<Reply, Rejection> {
         if let Some(value) = headers.auto_submitted.as_deref().filter(|v| !v.eq_ignore_ascii_case("no")) {
             let text = format!("automatic messages (Auto-Submitted: {value}) are not faxed");
             return Err(Rejection::new("automatic", Reply::new(550, "5.7.1", text)));
@@ -150,7 +247,7 @@ impl Intake {
             reverse_path: reverse_path.to_string(),
             sender: sender.clone(),
             from_number,
-            recipients: recipients.to_vec(),
+            recipients: numbers.to_vec(),
             pages: converted.pages,
         };
         let ids = self.queue.enqueue_faxes(request, &converted.pdf).await.map_err(|err| store_unavailable(session, err))?;
@@ -167,17 +264,18 @@ impl Intake {
 
 impl Handler for Intake {
     async fn mail_from(&self, _session: &SessionInfo, reverse_path: &str) -> Result<(), Reply> {
-        if reverse_path.is_empty() {
+        // Without a postmaster to take bounces, the null sender has nothing to send to.
+        if reverse_path.is_empty() && self.config.relay.postmaster.is_empty() {
             return Err(count_rejection(Rejection::sender(SenderError::NullSender)));
         }
         Ok(())
     }
 
-    async fn rcpt_to(&self, session: &SessionInfo, reverse_path: &str, forward_path: &str) -> Result<Number, Reply> {
+    async fn rcpt_to(&self, session: &SessionInfo, reverse_path: &str, forward_path: &str) -> Result<Recipient, Reply> {
         self.check_recipient(session, reverse_path, forward_path).await.map_err(count_rejection)
     }
 
-    async fn data(&self, session: &SessionInfo, reverse_path: &str, recipients: &[Number], message: Vec<u8>) -> Reply {
+    async fn data(&self, session: &SessionInfo, reverse_path: &str, recipients: &[Recipient], message: Vec<u8>) -> Reply {
         match self.decide_message(session, reverse_path, recipients, message).await {
             Ok(reply) => {
                 metrics::smtp_message("accepted", "");
@@ -201,6 +299,19 @@ impl Handler for Intake {
         }
         Ok(verified)
     }
+}
+
+/// The trace field added on top of a message passed on to the postmaster.
+fn received_field(hostname: &str, session: &SessionInfo, reverse_path: &str) -> String {
+    let mut headers = lettre::message::header::Headers::new();
+    headers.set(lettre::message::header::Date::now());
+    let date = headers.get_raw("Date").unwrap_or_default();
+    let protocol = if session.tls { "ESMTPS" } else { "ESMTP" };
+    let ip = session.peer.ip();
+    format!(
+        "Received: from [{ip}] by {hostname} with {protocol} id {id}\r\n\tenvelope-from <{reverse_path}>;\r\n\t{date}\r\n",
+        id = session.session_id,
+    )
 }
 
 /// The header fields the decision needs.

@@ -80,10 +80,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // Fax to email and delivery reports: the webhook listener, the dispatcher of
     // received faxes, the report task and the email workers.
+    let emails = EmailQueue::from_config(store.clone(), &config);
     let (fax_to_email, webhook_tls) =
-        start_fax_to_email(&config, &store, &mappings, &queue, &backend, &listener_health, &shutdown_rx).await?;
+        start_fax_to_email(&config, &store, &mappings, &queue, &emails, &backend, &listener_health, &shutdown_rx)
+            .await?;
 
-    let intake = Arc::new(Intake::new(config.clone(), mappings, queue));
+    let intake = Arc::new(Intake::new(config.clone(), mappings, queue, emails));
     let smtp_server = {
         let settings = Arc::new(config.smtp.clone());
         let hostname = config.gateway.hostname.clone();
@@ -143,12 +145,13 @@ async fn start_fax_to_email(
     store: &Store,
     mappings: &Mappings,
     queue: &Queue,
+    emails: &EmailQueue,
     backend: &Arc<fax::Backend>,
     health: &api::ListenerHealth,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<(Vec<(&'static str, tokio::task::JoinHandle<()>)>, Option<smtp::TlsConfig>)> {
     let policy = RetryPolicy::from_config(&config.fax);
-    let emails = EmailQueue::from_config(store.clone(), config);
+    let emails = emails.clone();
     let events =
         InboundEvents::new(store.clone(), config.gateway.data_dir.join("inbound"), config.fax.max_queue_lifetime);
     queue.keep_completed_documents(config.notifications.attach_copy && config.notifications.on_success);

@@ -155,14 +155,19 @@ fn name_recipient_gets_plain_rejection() {
     client.command("EHLO client.example");
     assert_eq!(client.command(&format!("MAIL FROM:<{ALICE}>")).code, 250);
 
-    let reply = client.command(&format!("RCPT TO:<postmaster@{DOMAIN}>"));
+    let reply = client.command(&format!("RCPT TO:<info@{DOMAIN}>"));
     assert!(reply.is(550, "5.1.3"), "{reply:?}");
     assert_eq!(
         reply.text,
         format!(
-            "5.1.3 \"postmaster\" is not a fax number; address faxes as <number>@{DOMAIN}, such as 14155552222@{DOMAIN}"
+            "5.1.3 \"info\" is not a fax number; address faxes as <number>@{DOMAIN}, such as 14155552222@{DOMAIN}"
         )
     );
+
+    // Without relay.postmaster there is no mailbox for the postmaster.
+    let reply = client.command(&format!("RCPT TO:<Postmaster@{DOMAIN}>"));
+    assert!(reply.is(550, "5.1.1"), "{reply:?}");
+    assert!(reply.text.contains("has no mailbox here"), "{reply:?}");
 
     // A dialled number with a pause still names the pause.
     let reply = client.command(&format!("RCPT TO:<1415p5552222@{DOMAIN}>"));

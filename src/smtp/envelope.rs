@@ -51,7 +51,7 @@ where
         }
     }
 
-    /// Handles RCPT TO. A number already accepted is acknowledged again but kept once.
+    /// Handles RCPT TO. A recipient already accepted is acknowledged again but kept once.
     pub(super) async fn rcpt(&mut self, to: RcptTo<String>) -> Result<(), SessionEnd> {
         let max_recipients = self.context.settings.max_recipients;
         let State::Mail(transaction) = &mut self.state else {
@@ -61,25 +61,17 @@ where
             return self.reply(reply::bad_sequence("RCPT cannot follow BDAT in a transaction"));
         }
         let forward_path = to.address;
-        if forward_path.is_empty() {
-            // The parser turns both `<>` and `<postmaster>` into an empty address.
-            return self.reply(Reply::new(
-                550,
-                "5.1.3",
-                "recipient <> or <postmaster> is not a fax address, expected <number>@<domain>",
-            ));
-        }
         if transaction.recipients.len() >= max_recipients {
             info!(forward_path = %forward_path, max_recipients, "recipient rejected, too many recipients");
             return self.reply(Reply::new(452, "4.5.3", format!("too many recipients (limit {max_recipients})")));
         }
         let decision = self.context.handler.rcpt_to(&self.info, &transaction.reverse_path, &forward_path).await;
         match decision {
-            Ok(number) => {
-                debug!(forward_path = %forward_path, number = %number, "recipient accepted");
-                let text = format!("recipient <{}> OK, fax to {number}", quote(forward_path.as_bytes()));
-                if !transaction.recipients.contains(&number) {
-                    transaction.recipients.push(number);
+            Ok(recipient) => {
+                debug!(forward_path = %forward_path, recipient = %recipient, "recipient accepted");
+                let text = format!("recipient <{}> OK, {recipient}", quote(forward_path.as_bytes()));
+                if !transaction.recipients.contains(&recipient) {
+                    transaction.recipients.push(recipient);
                 }
                 self.reply(Reply::new(250, "2.1.5", text))
             }

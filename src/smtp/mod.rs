@@ -71,18 +71,38 @@ pub struct SessionInfo {
     pub auth_identity: Option<String>,
 }
 
+/// An accepted recipient of a mail transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// A fax number to send the message's documents to.
+    Fax(Number),
+    /// The gateway's postmaster: the message is passed on unchanged to the configured
+    /// postmaster address.
+    Postmaster,
+}
+
+impl std::fmt::Display for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recipient::Fax(number) => write!(f, "fax to {number}"),
+            Recipient::Postmaster => f.write_str("the postmaster"),
+        }
+    }
+}
+
 /// The decisions of the email-to-fax gateway, asked by each SMTP session.
 pub trait Handler: Send + Sync + 'static {
     /// Decides on `MAIL FROM`; `reverse_path` is empty for the null sender `<>`.
     fn mail_from(&self, session: &SessionInfo, reverse_path: &str) -> impl Future<Output = Result<(), Reply>> + Send;
 
-    /// Decides on one `RCPT TO` and returns the destination fax number.
+    /// Decides on one `RCPT TO` and returns the recipient. `forward_path` is empty for
+    /// `<postmaster>` without a domain (the parser does not keep the name).
     fn rcpt_to(
         &self,
         session: &SessionInfo,
         reverse_path: &str,
         forward_path: &str,
-    ) -> impl Future<Output = Result<Number, Reply>> + Send;
+    ) -> impl Future<Output = Result<Recipient, Reply>> + Send;
 
     /// Decides on a whole message after DATA or `BDAT LAST`. The reply is sent as is:
     /// a positive one only after the jobs are durably stored.
@@ -90,7 +110,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         session: &SessionInfo,
         reverse_path: &str,
-        recipients: &[Number],
+        recipients: &[Recipient],
         message: Vec<u8>,
     ) -> impl Future<Output = Reply> + Send;
 

@@ -19,9 +19,8 @@ use super::connection::{Connection, Deadlines, Line, ReadError};
 use super::reply::{self, parse_error_reply, quote, trim_line_end};
 use super::tls::TlsConfig;
 use super::transfer::Body;
-use super::{Handler, MAX_LINE_LENGTH, Reply, SessionInfo};
+use super::{Handler, MAX_LINE_LENGTH, Recipient, Reply, SessionInfo};
 use crate::config::{self, AuthMode, TlsMode};
-use crate::number::Number;
 
 /// How long the closing reply (221 or 421) may take to send before the connection is
 /// dropped anyway. Short, because the session is over either way.
@@ -86,8 +85,8 @@ pub(super) enum State {
 /// One mail transaction, from MAIL FROM to the reply on the message.
 pub(super) struct Transaction {
     pub reverse_path: String,
-    /// Accepted destinations, each once.
-    pub recipients: Vec<Number>,
+    /// Accepted recipients, each once.
+    pub recipients: Vec<Recipient>,
     /// Set by the first BDAT of the transaction.
     pub chunks: Option<Chunks>,
 }

@@ -194,8 +194,25 @@ async fn handler_rejections_sent_as_is() {
     client.command("MAIL FROM:<sender@example.com>", "250").await;
     let reply = client.command("RCPT TO:<+14155550100@other.example>", "550").await;
     assert_eq!(reply, "550 5.7.1 relaying to other.example is not permitted");
-    client.command("RCPT TO:<>", "550 5.1.3").await;
-    client.command("RCPT TO:<Postmaster>", "550 5.1.3").await;
+}
+
+#[tokio::test]
+async fn postmaster_without_domain_reaches_the_handler() {
+    let mut harness = start_plain().await;
+    let client = &mut harness.client;
+    client.command("EHLO client.example", "250").await;
+    client.command("MAIL FROM:<>", "250").await;
+    let reply = client.command("RCPT TO:<Postmaster>", "250").await;
+    assert_eq!(reply, "250 2.1.5 recipient <> OK, the postmaster");
+    client.command("RCPT TO:<postmaster>", "250").await;
+    client.command("DATA", "354").await;
+    client.send("Subject: hello\r\n\r\nbody\r\n.\r\n").await;
+    assert_eq!(client.reply().await, "250 2.0.0 queued as job-1");
+    let messages = harness.handler.messages();
+    let [Call::Data { recipients, .. }] = messages.as_slice() else {
+        panic!("one message expected, got {messages:?}");
+    };
+    assert_eq!(recipients, &["postmaster".to_string()], "the postmaster is kept once");
 }
 
 #[tokio::test]

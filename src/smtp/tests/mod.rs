@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Handler, Reply, ServerContext, Session, SessionEnd, SessionInfo, TlsConfig};
+use super::{Handler, Recipient, Reply, ServerContext, Session, SessionEnd, SessionInfo, TlsConfig};
 use crate::config::{self, AuthMode, TlsMode};
 use crate::number::Number;
 
@@ -32,7 +32,8 @@ pub(super) enum Call {
 }
 
 /// A handler that records calls. It rejects the sender `blocked@example.com`,
-/// recipients outside `fax.example.com` and local parts that are not numbers, and
+/// recipients outside `fax.example.com` and local parts that are not numbers, takes
+/// `<postmaster>` as the postmaster, and
 /// accepts the user `alice@example.com` with [`PASSWORD`].
 #[derive(Default)]
 pub(super) struct FakeHandler {
@@ -66,20 +67,30 @@ impl Handler for FakeHandler {
         Ok(())
     }
 
-    async fn rcpt_to(&self, _session: &SessionInfo, reverse_path: &str, forward_path: &str) -> Result<Number, Reply> {
+    async fn rcpt_to(&self, _session: &SessionInfo, reverse_path: &str, forward_path: &str) -> Result<Recipient, Reply> {
         self.record(Call::RcptTo { reverse_path: reverse_path.to_string(), forward_path: forward_path.to_string() });
+        if forward_path.is_empty() {
+            return Ok(Recipient::Postmaster);
+        }
         let (local, domain) = forward_path.rsplit_once('@').unwrap_or((forward_path, ""));
         if domain != HOSTNAME {
             return Err(Reply::new(550, "5.7.1", format!("relaying to {domain} is not permitted")));
         }
         Number::parse(local, phonenumber::country::Id::US)
+            .map(Recipient::Fax)
             .map_err(|err| Reply::new(550, "5.1.3", format!("{err}, expected <number>@{HOSTNAME}")))
     }
 
-    async fn data(&self, session: &SessionInfo, reverse_path: &str, recipients: &[Number], message: Vec<u8>) -> Reply {
+    async fn data(&self, session: &SessionInfo, reverse_path: &str, recipients: &[Recipient], message: Vec<u8>) -> Reply {
         self.record(Call::Data {
             reverse_path: reverse_path.to_string(),
-            recipients: recipients.iter().map(|n| n.to_string()).collect(),
+            recipients: recipients
+                .iter()
+                .map(|recipient| match recipient {
+                    Recipient::Fax(number) => number.to_string(),
+                    Recipient::Postmaster => "postmaster".to_string(),
+                })
+                .collect(),
             message,
             tls: session.tls,
             auth_identity: session.auth_identity.clone(),
