@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use faxgate::config::{AuthMode, Listener, Smtp, TlsMode};
 use faxgate::number::Number;
-use faxgate::smtp::{Handler, Reply, SessionInfo, TlsConfig, serve};
+use faxgate::smtp::{Handler, Recipient, Reply, SessionInfo, TlsConfig, serve};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -35,19 +35,26 @@ impl Handler for RecordingHandler {
         Ok(())
     }
 
-    async fn rcpt_to(&self, _session: &SessionInfo, _reverse_path: &str, forward_path: &str) -> Result<Number, Reply> {
+    async fn rcpt_to(&self, _session: &SessionInfo, _reverse_path: &str, forward_path: &str) -> Result<Recipient, Reply> {
         let (local, domain) = forward_path.rsplit_once('@').unwrap_or((forward_path, ""));
         if domain != "fax.example.com" {
             return Err(Reply::new(550, "5.7.1", format!("relaying to {domain} is not permitted")));
         }
         Number::parse(local, phonenumber::country::Id::US)
+            .map(Recipient::Fax)
             .map_err(|err| Reply::new(550, "5.1.3", format!("{err}, expected <number>@fax.example.com")))
     }
 
-    async fn data(&self, session: &SessionInfo, reverse_path: &str, recipients: &[Number], message: Vec<u8>) -> Reply {
+    async fn data(&self, session: &SessionInfo, reverse_path: &str, recipients: &[Recipient], message: Vec<u8>) -> Reply {
         self.received.lock().unwrap().push(Received {
             reverse_path: reverse_path.to_string(),
-            recipients: recipients.iter().map(|n| n.to_string()).collect(),
+            recipients: recipients
+                .iter()
+                .map(|recipient| match recipient {
+                    Recipient::Fax(number) => number.to_string(),
+                    Recipient::Postmaster => "postmaster".to_string(),
+                })
+                .collect(),
             message,
             tls: session.tls,
             auth_identity: session.auth_identity.clone(),
