@@ -71,9 +71,9 @@ impl Rejection {
     }
 }
 
-/// Counts a refusal in the metrics and returns its reply.
-// NOTE: a refusal at RCPT counts once per refused recipient, so a transaction with
-// several bad recipients adds several rejected messages.
+/// Counts a refusal in the metrics and returns its reply. A refusal at RCPT counts once
+/// per refused recipient, as Postfix logs one reject per recipient: the transaction may
+/// still go on with other recipients, so no single message decision exists yet.
 fn count_rejection(rejection: Rejection) -> Reply {
     metrics::smtp_message("rejected", rejection.reason);
     rejection.reply

@@ -63,7 +63,7 @@ pub fn render(queue: &[QueueGauge]) -> String {
     let registry = registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut out = String::new();
 
-    header(&mut out, "faxgate_smtp_messages_total", "counter", "SMTP messages by decision.");
+    header(&mut out, "faxgate_smtp_messages_total", "counter", "SMTP messages by decision; a refusal at RCPT counts once per refused recipient.");
     for ((result, reason), value) in &registry.smtp_messages {
         let _ = writeln!(
             out,
