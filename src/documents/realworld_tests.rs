@@ -528,7 +528,7 @@ fn wrong_stream_length_recovered() {
 }
 
 #[test]
-fn merge_of_mixed_sizes_keeps_each() {
+fn merge_of_mixed_sizes_fits_each() {
     let files = vec![
         ("letter.pdf".to_string(), build_pdf("l", &[(612, 792)])),
         ("landscape.pdf".to_string(), build_pdf("w", &[(842, 595)])),
@@ -537,14 +537,26 @@ fn merge_of_mixed_sizes_keeps_each() {
 
     let converted = files_to_pdf(&files, &Limits::default()).unwrap();
 
-    // PDF pages keep their size; fitting them to the fax paper is the fax service's job.
-    assert_eq!(super::tests::page_sizes(&converted.pdf), vec![(612.0, 792.0), (842.0, 595.0), (842.0, 1191.0)]);
+    assert_eq!(super::tests::page_sizes(&converted.pdf), vec![(612.0, 792.0); 3]);
+    assert_eq!(super::tests::page_rotations(&converted.pdf), vec![0; 3]);
+    assert_eq!(super::tests::fit_matrix_of(&converted.pdf, 1), None, "the Letter page is left as it is");
+    // The A4 landscape page is turned a quarter turn counter-clockwise, so its x axis
+    // runs up the paper. After the turn it is 595 x 842, scaled to the paper's height
+    // and centred across.
+    let landscape = super::tests::fit_matrix_of(&converted.pdf, 2).unwrap();
+    let scale = 792.0 / 842.0;
+    let margin = (612.0 - 595.0 * scale) / 2.0;
+    super::tests::assert_matrix(landscape, [0.0, scale, -scale, 0.0, margin + 595.0 * scale, 0.0]);
+    let a3 = super::tests::fit_matrix_of(&converted.pdf, 3).unwrap();
+    let scale = 612.0 / 842.0;
+    super::tests::assert_matrix(a3, [scale, 0.0, 0.0, scale, 0.0, (792.0 - 1191.0 * scale) / 2.0]);
 }
 
 
 #[test]
 fn filled_form_flattened() {
-    let mut document = Document::load_mem(&build_pdf("form", &[(300, 300)])).unwrap();
+    // A Letter page, which fitting leaves as it is, so the link annotation stays.
+    let mut document = Document::load_mem(&build_pdf("form", &[(612, 792)])).unwrap();
     let page_id = document.get_pages()[&1];
     let font = document.get_dictionary(page_id).unwrap().get_deref(b"Resources", &document).unwrap().as_dict().unwrap().clone();
     let appearance = document.add_object(Stream::new(
