@@ -548,8 +548,8 @@ fn merge_of_mixed_sizes_fits_each() {
     let margin = (612.0 - 595.0 * scale) / 2.0;
     super::tests::assert_matrix(landscape, [0.0, scale, -scale, 0.0, margin + 595.0 * scale, 0.0]);
     let a3 = super::tests::fit_matrix_of(&converted.pdf, 3).unwrap();
-    let scale = 612.0 / 842.0;
-    super::tests::assert_matrix(a3, [scale, 0.0, 0.0, scale, 0.0, (792.0 - 1191.0 * scale) / 2.0]);
+    let scale = 792.0 / 1191.0;
+    super::tests::assert_matrix(a3, [scale, 0.0, 0.0, scale, (612.0 - 842.0 * scale) / 2.0, 0.0]);
 }
 
 
