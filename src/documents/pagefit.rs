@@ -8,8 +8,9 @@
 //! on the left edge of the paper. Last, it is scaled up or down to the largest size that
 //! fits the paper with its aspect ratio kept, and centred. Nothing is cropped.
 //!
-//! The content itself is not rewritten. A new content stream `q <matrix> cm` goes before
-//! the page's streams and one with `Q` after them. Annotations that remain after form
+//! The content itself is not rewritten. A new content stream `q <matrix> cm`, with a
+//! clip to the visible area, goes before the page's streams and one with `Q` after
+//! them. Annotations that remain after form
 //! flattening are drawn into the content first (see [`fit_page`] for why).
 //!
 //! A page that is already the portrait paper to within [`SIZE_TOLERANCE`], with
@@ -97,7 +98,7 @@ pub(crate) fn fit_page(document: &mut Document, page_id: ObjectId, paper: Paper,
             "PDF page content has more unmatched Q operators than can be absorbed; part of it may be drawn unfitted"
         );
     }
-    wrap_contents(document, page_id, matrix, unmatched);
+    wrap_contents(document, page_id, matrix, visible, unmatched);
 
     let Ok(page) = document.get_dictionary_mut(page_id) else {
         return false;
@@ -374,11 +375,12 @@ fn skip_inline_image_data(content: &[u8], from: usize) -> usize {
     content.len()
 }
 
-/// Encloses the page's content streams between `q <matrix> cm` and `Q`. An extra `q`
-/// goes before the content for each of its unmatched `Q` operators, so they pop those
-/// instead of the transformation. The closing stream restores every state left open,
-/// so the page's content is balanced as a whole.
-fn wrap_contents(document: &mut Document, page_id: ObjectId, matrix: Matrix, balance: StackBalance) {
+/// Encloses the page's content streams between `q <matrix> cm` and `Q`. The content is
+/// clipped to the `visible` area, because what lay outside it would otherwise show in
+/// the paper's margins. An extra `q` goes before the content for each of its unmatched
+/// `Q` operators, so they pop those instead of the transformation. The closing stream
+/// restores every state left open, so the page's content is balanced as a whole.
+fn wrap_contents(document: &mut Document, page_id: ObjectId, matrix: Matrix, visible: Rect, balance: StackBalance) {
     let existing: Vec<Object> = match document.get_dictionary(page_id).and_then(|page| page.get(b"Contents")) {
         Ok(Object::Array(items)) => items.clone(),
         Ok(Object::Reference(id)) => match document.get_object(*id) {
@@ -393,7 +395,9 @@ fn wrap_contents(document: &mut Document, page_id: ObjectId, matrix: Matrix, bal
     let restores = if balance.excess <= MAX_UNMATCHED_RESTORES { 1 + balance.open } else { balance.open };
 
     let numbers: Vec<String> = matrix.iter().map(|&value| number(value)).collect();
-    let mut opening = format!("q {} cm", numbers.join(" "));
+    let [left, bottom, right, top] = visible;
+    let clip = [left, bottom, right - left, top - bottom].map(number).join(" ");
+    let mut opening = format!("q {} cm {clip} re W n", numbers.join(" "));
     opening.push_str(&" q".repeat(guards));
     opening.push('\n');
     let mut closing = "\n".to_string();
@@ -556,13 +560,13 @@ mod tests {
 
         let balance = unmatched_restores(&document, page_id, 1 << 20);
         assert_eq!(balance, StackBalance { excess: 2, open: 1 });
-        wrap_contents(&mut document, page_id, [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], balance);
+        wrap_contents(&mut document, page_id, [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 10.0, 20.0], balance);
 
         let whole = document.get_page_content(page_id);
         let (depth, lowest) = self::balance(&whole);
         assert_eq!(depth, 0, "content balanced: {}", String::from_utf8_lossy(&whole));
         assert!(lowest >= 0, "no Q pops the transformation: {}", String::from_utf8_lossy(&whole));
-        assert!(whole.starts_with(b"q 1 0 0 1 0 0 cm q q\n"), "{}", String::from_utf8_lossy(&whole));
+        assert!(whole.starts_with(b"q 1 0 0 1 0 0 cm 0 0 10 20 re W n q q\n"), "{}", String::from_utf8_lossy(&whole));
     }
 
     #[test]
