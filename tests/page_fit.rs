@@ -13,7 +13,7 @@ use faxgate::documents::{Limits, files_to_pdf, message_to_pdf};
 use lopdf::{Document, Object, Stream, dictionary};
 use support::pdf::message_with_pdfs;
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/pdf");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples");
 
 /// Resolution of the test renders, in dots per inch: enough to find a corner mark.
 const RENDER_DPI: f64 = 20.0;
@@ -347,9 +347,9 @@ fn letter_page_left_untouched() {
 #[test]
 fn rotated_and_a4_samples_fitted() {
     let files = vec![
-        ("rotate.pdf".to_string(), std::fs::read(format!("{SAMPLES}/qpdf-inherited-rotate.pdf")).unwrap()),
-        ("a4.pdf".to_string(), std::fs::read(format!("{SAMPLES}/pypdf-r4-owner-password-only.pdf")).unwrap()),
-        ("letter.pdf".to_string(), std::fs::read(format!("{SAMPLES}/qpdf-page-inherit-mediabox.pdf")).unwrap()),
+        ("rotate.pdf".to_string(), std::fs::read(format!("{SAMPLES}/pdf/qpdf-inherited-rotate.pdf")).unwrap()),
+        ("a4.pdf".to_string(), std::fs::read(format!("{SAMPLES}/pdf/pypdf-r4-owner-password-only.pdf")).unwrap()),
+        ("letter.pdf".to_string(), std::fs::read(format!("{SAMPLES}/pdf/qpdf-page-inherit-mediabox.pdf")).unwrap()),
     ];
     let folder = tempfile::tempdir().unwrap();
 
@@ -378,4 +378,24 @@ fn rotated_and_a4_samples_fitted() {
         assert!((page.height - 841.89).abs() < tolerance, "page {} height: {page:?}", index + 1);
         assert_eq!(page.rotation, 0, "page {} rotation: {page:?}", index + 1);
     }
+}
+
+#[test]
+fn tiff_page_keeps_its_size_beside_fitted_pdf() {
+    let specs = mixed_pages();
+    let landscape = build_pdf(&[&specs[3]]);
+    let tiff = std::fs::read(format!("{SAMPLES}/tiff/tm-204x98-ccitt-mh-rle.tiff")).unwrap();
+    let files = vec![("landscape.pdf".to_string(), landscape), ("fax.tiff".to_string(), tiff)];
+    let folder = tempfile::tempdir().unwrap();
+
+    let converted = files_to_pdf(&files, &Limits::default()).unwrap();
+    let path = folder.path().join("mixed.pdf");
+    std::fs::write(&path, &converted.pdf).unwrap();
+
+    let pages = pdfinfo_pages(&path, 2);
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert_eq!((pages[0].width, pages[0].height, pages[0].rotation), (612.0, 792.0, 0), "PDF page");
+    // 1728 x 1146 pixels at 204 x 98 dpi: 8.47 x 11.69 inches, not the Letter paper.
+    assert!((pages[1].width - 1728.0 / 204.0 * 72.0).abs() < 0.5, "TIFF page width: {:?}", pages[1]);
+    assert!((pages[1].height - 1146.0 / 98.0 * 72.0).abs() < 0.5, "TIFF page height: {:?}", pages[1]);
 }
