@@ -41,7 +41,7 @@ struct PageSpec {
     top_left_lands: Corner,
 }
 
-/// The pages of the mixed message, in order.
+/// Returns the pages of the mixed message, in order.
 fn mixed_pages() -> Vec<PageSpec> {
     let page = |label, media_box, rotate, top_left_lands| PageSpec {
         label,
@@ -381,7 +381,7 @@ fn rotated_and_a4_samples_fitted() {
 }
 
 #[test]
-fn tiff_page_keeps_its_size_beside_fitted_pdf() {
+fn tiff_keeps_size_beside_fitted_pdf() {
     let specs = mixed_pages();
     let landscape = build_pdf(&[&specs[3]]);
     let tiff = std::fs::read(format!("{SAMPLES}/tiff/tm-204x98-ccitt-mh-rle.tiff")).unwrap();

@@ -43,7 +43,7 @@ pub(crate) fn flatten_forms(document: &mut Document, pages: &[ObjectId]) {
 
 /// Draws every printable annotation of the page that has an appearance stream into its
 /// content and removes `/Annots`. Links and pop-up notes are removed without a drawing,
-/// as printers leave them out.
+/// because they do nothing on paper.
 pub(crate) fn flatten_annotations(document: &mut Document, page_id: ObjectId) {
     flatten_page(document, page_id, None, Scope::All);
 }

@@ -398,7 +398,8 @@ mod tests {
         // and its top-right corner (1, 1) at the top left.
         let (top_left, top_right) = (apply(matrix, (0.0, 1.0)), apply(matrix, (1.0, 1.0)));
         let (bottom_right, bottom_left) = (apply(matrix, (1.0, 0.0)), apply(matrix, (0.0, 0.0)));
-        assert!(top_left.0 < bottom_left.0 && top_left.1 < top_right.1, "top edge on the left: {matrix:?}");
+        assert!(top_left.0 < bottom_left.0, "top edge left of the bottom edge: {matrix:?}");
+        assert!(top_left.1 < top_right.1, "left edge at the bottom: {matrix:?}");
         assert!((top_left.0 - top_right.0).abs() < 1e-9, "top edge vertical: {matrix:?}");
         assert!((bottom_right.1 - top_right.1).abs() < 1e-9, "right edge at the top: {matrix:?}");
         for (x, y) in [top_left, top_right, bottom_left, bottom_right] {
@@ -416,7 +417,8 @@ mod tests {
         let (_, _, matrix) = place_on_paper(Paper::A4, (500, 1000), 1);
         let top_left = apply(matrix, (0.0, 1.0));
         let bottom_right = apply(matrix, (1.0, 0.0));
-        assert!(top_left.0 < bottom_right.0 && top_left.1 > bottom_right.1, "upright: {matrix:?}");
+        assert!(top_left.0 < bottom_right.0, "left edge at the left: {matrix:?}");
+        assert!(top_left.1 > bottom_right.1, "top edge at the top: {matrix:?}");
     }
 
     #[test]

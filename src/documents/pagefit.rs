@@ -4,9 +4,9 @@
 //! file, is rewritten so that its MediaBox is the portrait paper `[0 0 W H]` and its
 //! `/Rotate` is 0. The area a viewer shows (the CropBox clipped to the MediaBox) is
 //! turned as its `/Rotate` asks. When it is then wider than tall, it is turned a further
-//! quarter turn counter-clockwise, as printers do, so the top of a landscape page ends up
-//! on the left edge of the paper. Last, it is scaled up or down to the largest size that
-//! fits the paper with its aspect ratio kept, and centred. Nothing is cropped.
+//! quarter turn counter-clockwise, so the top of a landscape page ends up on the left
+//! edge of the paper. Last, it is scaled up or down to the largest size that fits the
+//! paper with its aspect ratio kept, and centred. Nothing is cropped.
 //!
 //! The content itself is not rewritten. A new content stream `q <matrix> cm`, with a
 //! clip to the visible area, goes before the page's streams and one with `Q` after
@@ -41,8 +41,8 @@ const SIZE_TOLERANCE: f64 = 1.0;
 /// Letter, the default that the PDF loader gives a page without a MediaBox.
 const FALLBACK_MEDIA_BOX: Rect = [0.0, 0.0, 612.0, 792.0];
 
-/// Smallest side in points of a usable page box. A thinner box cannot be shown, and
-/// scaling it to the paper would make the matrix numbers meaningless.
+/// Smallest side in points of a usable page box. A thinner box shows nothing, and one
+/// of zero width or height would make the scale that fits it infinite.
 const MIN_BOX_SIDE: f64 = 0.01;
 
 /// Maximum number of `Q` operators without a matching `q` that the wrapping absorbs.
@@ -152,9 +152,10 @@ pub(crate) fn fit_matrix(visible: Rect, rotation: u16, paper: (f64, f64)) -> Mat
     concat(matrix, [scale, 0.0, 0.0, scale, offset_x, offset_y])
 }
 
-/// Returns the matrix that turns a drawing of `height` points, standing on the x axis
-/// from x = 0, a quarter turn counter-clockwise so that it again stands on the x axis
-/// from x = 0. Its top edge becomes the left edge.
+/// Returns the matrix that turns a drawing of `height` points, whose lower left corner
+/// is at the origin, a quarter turn counter-clockwise about that corner and moves it
+/// right by `height`, so that its lower left corner is again at the origin. Its top edge
+/// becomes the left edge.
 pub(crate) fn quarter_turn_counterclockwise(height: f64) -> Matrix {
     [0.0, 1.0, -1.0, 0.0, height, 0.0]
 }
@@ -174,8 +175,8 @@ pub(crate) fn concat(first: Matrix, second: Matrix) -> Matrix {
 }
 
 /// Returns the page's rotation in clockwise degrees: 0, 90, 180 or 270. Negative values
-/// and values of 360 or more are taken modulo 360. A value that is not a multiple of 90
-/// counts as 0, as pdf.js and Apple's PDFKit treat it.
+/// and values of 360 or more are taken modulo 360. The PDF format allows only multiples
+/// of 90, so any other value counts as 0, as its intended turn is unknown.
 fn effective_rotation(document: &Document, page: &Dictionary) -> u16 {
     let degrees = match page.get_deref(b"Rotate", document) {
         Ok(Object::Integer(degrees)) => *degrees,
@@ -219,7 +220,7 @@ fn near(first: Rect, second: Rect) -> bool {
     first.iter().zip(second).all(|(a, b)| (a - b).abs() <= SIZE_TOLERANCE)
 }
 
-/// How the page's content leaves the graphics state stack.
+/// Net effect of the page's content on the graphics state stack.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct StackBalance {
     /// The most `Q` operators that, at some point, have no matching `q` before them.
@@ -357,9 +358,9 @@ fn skip_literal_string(content: &[u8], from: usize) -> usize {
     content.len()
 }
 
-/// Skips the data of an inline image after its `ID` operator: up to an `EI` that stands
-/// between whitespace, or at the end of the stream. Binary data may contain `EI` by
-/// chance, so this is the same guess PDF readers make.
+/// Skips the data of an inline image after its `ID` operator: up to an `EI` with
+/// whitespace on both sides, or to the end of the stream. The data has no length, so an
+/// `EI` that occurs by chance inside binary data ends it early.
 fn skip_inline_image_data(content: &[u8], from: usize) -> usize {
     let mut at = from + 1;
     while at + 1 < content.len() {
@@ -390,8 +391,8 @@ fn wrap_contents(document: &mut Document, page_id: ObjectId, matrix: Matrix, vis
         _ => Vec::new(),
     };
     let guards = balance.excess.min(MAX_UNMATCHED_RESTORES);
-    // Past the cap, the excess `Q` operators empty the stack, which readers then leave
-    // as it is, so only the states opened after them remain.
+    // Past the cap, the excess `Q` operators also pop the transformation, so only the
+    // states opened after the deepest point are left to close.
     let restores = if balance.excess <= MAX_UNMATCHED_RESTORES { 1 + balance.open } else { balance.open };
 
     let numbers: Vec<String> = matrix.iter().map(|&value| number(value)).collect();

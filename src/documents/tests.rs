@@ -200,7 +200,7 @@ pub(super) fn fit_matrix_of(pdf: &[u8], number: u32) -> Option<[f64; 6]> {
     numbers.try_into().ok()
 }
 
-/// Asserts that two matrices agree to 1e-4, the precision PDF readers keep.
+/// Asserts that two matrices agree to within 1e-4 in every number.
 pub(super) fn assert_matrix(actual: [f64; 6], expected: [f64; 6]) {
     let close = actual.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-4);
     assert!(close, "matrix {actual:?}, expected {expected:?}");
@@ -251,7 +251,7 @@ fn two_pdfs_merge_in_mime_order() {
     let converted = message_to_pdf(&message(&root), &Limits::default()).unwrap();
 
     assert_eq!(converted.pages, 5);
-    // Every page is fitted to the default Letter paper; the scale shows the order.
+    // Every page is fitted to the default Letter paper, so the scale shows the order.
     assert_eq!(page_sizes(&converted.pdf), vec![(612.0, 792.0); 5]);
     assert_eq!(page_rotations(&converted.pdf), vec![0; 5]);
     let scales: Vec<f64> = (1..=5).map(|number| fit_matrix_of(&converted.pdf, number).unwrap()[0]).collect();
