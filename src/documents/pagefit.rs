@@ -380,7 +380,8 @@ fn skip_inline_image_data(content: &[u8], from: usize) -> usize {
 /// clipped to the `visible` area, because what lay outside it would otherwise show in
 /// the paper's margins. An extra `q` goes before the content for each of its unmatched
 /// `Q` operators, so they pop those instead of the transformation. The closing stream
-/// restores every state left open, so the page's content is balanced as a whole.
+/// restores the states left open, up to [`MAX_UNMATCHED_RESTORES`] of them, so the
+/// content of an ordinary page is balanced as a whole.
 fn wrap_contents(document: &mut Document, page_id: ObjectId, matrix: Matrix, visible: Rect, balance: StackBalance) {
     let existing: Vec<Object> = match document.get_dictionary(page_id).and_then(|page| page.get(b"Contents")) {
         Ok(Object::Array(items)) => items.clone(),
@@ -402,7 +403,7 @@ fn wrap_contents(document: &mut Document, page_id: ObjectId, matrix: Matrix, vis
     opening.push_str(&" q".repeat(guards));
     opening.push('\n');
     let mut closing = "\n".to_string();
-    closing.push_str(&vec!["Q"; restores.max(1)].join(" "));
+    closing.push_str(&vec!["Q"; restores.clamp(1, MAX_UNMATCHED_RESTORES + 1)].join(" "));
     closing.push('\n');
 
     let opening = document.add_object(Stream::new(Dictionary::new(), opening.into_bytes()));
