@@ -428,6 +428,8 @@ fn number(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use lopdf::dictionary;
+
     use super::*;
 
     const LETTER: (f64, f64) = (612.0, 792.0);
@@ -558,7 +560,7 @@ mod tests {
     fn wrapping_absorbs_unmatched_restores() {
         let mut document = Document::with_version("1.4");
         let content = document.add_object(Stream::new(Dictionary::new(), b"Q Q 0 0 10 10 re f q".to_vec()));
-        let page_id = document.add_object(lopdf::dictionary! { "Type" => "Page", "Contents" => content });
+        let page_id = document.add_object(dictionary! { "Type" => "Page", "Contents" => content });
 
         let balance = unmatched_restores(&document, page_id, 1 << 20);
         assert_eq!(balance, StackBalance { excess: 2, open: 1 });
@@ -569,6 +571,66 @@ mod tests {
         assert_eq!(depth, 0, "content balanced: {}", String::from_utf8_lossy(&whole));
         assert!(lowest >= 0, "no Q pops the transformation: {}", String::from_utf8_lossy(&whole));
         assert!(whole.starts_with(b"q 1 0 0 1 0 0 cm 0 0 10 20 re W n q q\n"), "{}", String::from_utf8_lossy(&whole));
+    }
+
+    #[test]
+    fn stack_depth_survives_cut_content() {
+        // Content cut inside each kind of token, and pseudo-random bytes.
+        for content in [&b"("[..], b"(\\", b"(a\\", b"<", b"<<", b"/", b"%", b"BI ID", b"BI ID ", b"q ID \x00E", b"Q"] {
+            track_stack_depth(content, &mut 0, &mut 0);
+        }
+        let alphabet = b"qQ()<>[]{}/%\\ \nIDEI";
+        let mut state: u32 = 1;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                alphabet[(state >> 16) as usize % alphabet.len()]
+            })
+            .collect();
+        let (mut depth, mut lowest) = (0, 0);
+        track_stack_depth(&noise, &mut depth, &mut lowest);
+        assert!(lowest <= depth, "lowest depth {lowest} above the final depth {depth}");
+    }
+
+    #[test]
+    fn page_without_contents_fitted() {
+        let mut document = Document::with_version("1.4");
+        let page_id = document.add_object(dictionary! {
+            "Type" => "Page",
+            "MediaBox" => vec![0.into(), 0.into(), 0.into(), 0.into()],
+            "CropBox" => vec![0.into(), 0.into(), 100.into(), 100.into()],
+            "Rotate" => 90,
+        });
+
+        assert!(fit_page(&mut document, page_id, Paper::A4, 1 << 20));
+
+        let page = document.get_dictionary(page_id).unwrap();
+        let media_box: Vec<f32> =
+            page.get(b"MediaBox").unwrap().as_array().unwrap().iter().map(|value| value.as_float().unwrap()).collect();
+        assert_eq!(media_box, vec![0.0, 0.0, 595.28, 841.89]);
+        assert_eq!(page.get(b"Rotate").unwrap().as_i64().unwrap(), 0);
+        assert!(!page.has(b"CropBox"));
+        // The empty MediaBox counts as Letter, and the CropBox inside it is what shows.
+        let content = String::from_utf8(document.get_page_content(page_id)).unwrap();
+        assert!(content.contains(" cm 0 0 100 100 re W n"), "{content}");
+        assert!(content.trim_end().ends_with('Q'), "{content}");
+    }
+
+    #[test]
+    fn paper_sized_page_left_untouched() {
+        let mut document = Document::with_version("1.4");
+        let content = document.add_object(Stream::new(Dictionary::new(), b"0 0 10 10 re f".to_vec()));
+        let page = dictionary! {
+            "Type" => "Page",
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+            "Contents" => content,
+            "Rotate" => 0,
+        };
+        let page_id = document.add_object(page.clone());
+
+        assert!(!fit_page(&mut document, page_id, Paper::A4, 1 << 20), "A4 within a point is left as it is");
+        assert_eq!(document.get_dictionary(page_id).unwrap(), &page);
+        assert!(fit_page(&mut document, page_id, Paper::Letter, 1 << 20), "A4 on Letter paper is fitted");
     }
 
     #[test]
