@@ -10,8 +10,8 @@
 //!
 //! The content itself is not rewritten. A new content stream `q <matrix> cm`, with a
 //! clip to the visible area, goes before the page's streams and one with `Q` after
-//! them. Annotations that remain after form
-//! flattening are drawn into the content first (see [`fit_page`] for why).
+//! them. Annotations that remain after form flattening are drawn into the content first
+//! (see [`fit_page`] for why).
 //!
 //! A page that is already the portrait paper to within [`SIZE_TOLERANCE`], with
 //! rotation 0 and no smaller CropBox, is left exactly as it is.
@@ -64,8 +64,9 @@ pub(crate) fn fit_pages(document: &mut Document, pages: &[ObjectId], paper: Pape
 /// Annotations left after form flattening (comments, stamps, links) have their `/Rect`
 /// in the old coordinates. The printable ones are drawn into the content before it is
 /// wrapped, and `/Annots` is removed. That is simpler than moving each `/Rect` and
-/// keeping its appearance matrix consistent with a quarter turn, and it is what a
-/// printer does with annotations. Links are dropped, as they do nothing on paper.
+/// keeping its appearance matrix consistent with a quarter turn, and it matches a
+/// print, where only annotations with the Print flag appear. Links are dropped, as they
+/// do nothing on paper.
 pub(crate) fn fit_page(document: &mut Document, page_id: ObjectId, paper: Paper, max_stream_bytes: usize) -> bool {
     let Ok(page) = document.get_dictionary(page_id) else {
         return false;
@@ -152,10 +153,9 @@ pub(crate) fn fit_matrix(visible: Rect, rotation: u16, paper: (f64, f64)) -> Mat
     concat(matrix, [scale, 0.0, 0.0, scale, offset_x, offset_y])
 }
 
-/// Returns the matrix that turns a drawing of `height` points, whose lower left corner
-/// is at the origin, a quarter turn counter-clockwise about that corner and moves it
-/// right by `height`, so that its lower left corner is again at the origin. Its top edge
-/// becomes the left edge.
+/// Returns the matrix that turns a drawing a quarter turn counter-clockwise about the
+/// origin and then moves it right by its `height` in points. A drawing with its lower
+/// left corner at the origin keeps it there, and its top edge becomes the left edge.
 pub(crate) fn quarter_turn_counterclockwise(height: f64) -> Matrix {
     [0.0, 1.0, -1.0, 0.0, height, 0.0]
 }
