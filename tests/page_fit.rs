@@ -399,3 +399,71 @@ fn tiff_keeps_size_beside_fitted_pdf() {
     assert!((pages[1].width - 1728.0 / 204.0 * 72.0).abs() < 0.5, "TIFF page width: {:?}", pages[1]);
     assert!((pages[1].height - 1146.0 / 98.0 * 72.0).abs() < 0.5, "TIFF page height: {:?}", pages[1]);
 }
+
+/// Builds a Letter landscape page filled with a gray gradient pattern that runs from
+/// black at its left edge to white at its right edge.
+fn gradient_pdf() -> Vec<u8> {
+    let mut document = Document::with_version("1.4");
+    let pages_id = document.new_object_id();
+    let shading = dictionary! {
+        "ShadingType" => 2,
+        "ColorSpace" => "DeviceGray",
+        "Coords" => vec![0.into(), 0.into(), 792.into(), 0.into()],
+        "Function" => dictionary! {
+            "FunctionType" => 2,
+            "Domain" => vec![0.into(), 1.into()],
+            "C0" => vec![0.into()],
+            "C1" => vec![1.into()],
+            "N" => 1,
+        },
+        "Extend" => vec![true.into(), true.into()],
+    };
+    let pattern_id = document.add_object(dictionary! { "PatternType" => 2, "Shading" => shading });
+    let content = b"/Pattern cs /P0 scn 0 0 792 612 re f".to_vec();
+    let content_id = document.add_object(Stream::new(dictionary! {}, content));
+    let page_id = document.add_object(dictionary! {
+        "Type" => "Page",
+        "Parent" => pages_id,
+        "MediaBox" => vec![0.into(), 0.into(), 792.into(), 612.into()],
+        "Contents" => content_id,
+        "Resources" => dictionary! { "Pattern" => dictionary! { "P0" => pattern_id } },
+    });
+    document.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1 }),
+    );
+    let catalog_id = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    document.trailer.set("Root", catalog_id);
+    let mut bytes = Vec::new();
+    document.save_to(&mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn gradient_pattern_turns_with_page() {
+    let folder = tempfile::tempdir().unwrap();
+    let converted = files_to_pdf(&[("gradient.pdf".to_string(), gradient_pdf())], &Limits::default()).unwrap();
+    let path = folder.path().join("gradient.pdf");
+    std::fs::write(&path, &converted.pdf).unwrap();
+
+    let render = render(&path, 1);
+
+    // The page's left edge is now its bottom edge, so the gradient runs from black at
+    // the bottom of the paper to white at the top, and is even from left to right.
+    let mean = |columns: std::ops::Range<usize>, rows: std::ops::Range<usize>| {
+        let count = columns.len() * rows.len();
+        let sum: usize = rows
+            .flat_map(|row| columns.clone().map(move |column| (row, column)))
+            .map(|(row, column)| usize::from(render.pixels[row * render.width + column]))
+            .sum();
+        sum / count
+    };
+    let (width, height) = (render.width, render.height);
+    let top = mean(0..width, 2..12);
+    let bottom = mean(0..width, height - 12..height - 2);
+    let left = mean(2..12, 0..height);
+    let right = mean(width - 12..width - 2, 0..height);
+    assert!(top > 200, "top of the paper is not white: {top}");
+    assert!(bottom < 55, "bottom of the paper is not black: {bottom}");
+    assert!(left.abs_diff(right) < 20, "gradient runs across the paper: left {left}, right {right}");
+}

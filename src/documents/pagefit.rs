@@ -100,6 +100,7 @@ pub(crate) fn fit_page(document: &mut Document, page_id: ObjectId, paper: Paper,
         );
     }
     wrap_contents(document, page_id, matrix, visible, unmatched);
+    transform_patterns(document, page_id, matrix);
 
     let Ok(page) = document.get_dictionary_mut(page_id) else {
         return false;
@@ -414,6 +415,56 @@ fn wrap_contents(document: &mut Document, page_id: ObjectId, matrix: Matrix, vis
     contents.push(Object::Reference(closing));
     if let Ok(page) = document.get_dictionary_mut(page_id) {
         page.set("Contents", contents);
+    }
+}
+
+/// Moves the page's patterns with its content. A pattern's `/Matrix` maps pattern space
+/// to the page's default coordinates, which a `cm` in the content does not change, so
+/// without this a gradient or hatch fill would stay where it was on the old page. The
+/// patterns and the resource dictionaries on the way to them are copied, as other pages
+/// may share them. Patterns used inside form XObjects are relative to the form and
+/// follow the `cm` already.
+fn transform_patterns(document: &mut Document, page_id: ObjectId, matrix: Matrix) {
+    let Ok(resources) = document
+        .get_dictionary(page_id)
+        .and_then(|page| page.get_deref(b"Resources", document))
+        .and_then(Object::as_dict)
+    else {
+        return;
+    };
+    let Ok(patterns) = resources.get_deref(b"Pattern", document).and_then(Object::as_dict) else {
+        return;
+    };
+    let mut resources = resources.clone();
+    let mut moved_patterns = patterns.clone();
+
+    for (_, value) in moved_patterns.iter_mut() {
+        let Ok((_, pattern)) = document.dereference(value) else {
+            continue;
+        };
+        let mut pattern = pattern.clone();
+        let dictionary = match &mut pattern {
+            Object::Stream(stream) => &mut stream.dict,
+            Object::Dictionary(dictionary) => dictionary,
+            _ => continue,
+        };
+        let old_matrix = dictionary
+            .get_deref(b"Matrix", document)
+            .and_then(Object::as_array)
+            .ok()
+            .and_then(|items| {
+                let numbers: Option<Vec<f64>> = items.iter().map(|item| item.as_float().ok().map(f64::from)).collect();
+                <[f64; 6]>::try_from(numbers?).ok()
+            })
+            .unwrap_or([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+        let moved = concat(old_matrix, matrix);
+        dictionary.set("Matrix", moved.iter().map(|&number| Object::Real(number as f32)).collect::<Vec<_>>());
+        *value = Object::Reference(document.add_object(pattern));
+    }
+
+    resources.set("Pattern", moved_patterns);
+    if let Ok(page) = document.get_dictionary_mut(page_id) {
+        page.set("Resources", resources);
     }
 }
 
