@@ -46,6 +46,10 @@ pub(crate) fn flatten_forms(document: &mut Document, pages: &[ObjectId]) {
 /// because they do nothing on paper.
 pub(crate) fn flatten_annotations(document: &mut Document, page_id: ObjectId) {
     flatten_page(document, page_id, None, Scope::All);
+    // An `/Annots` that is empty or not an array is left by `flatten_page`.
+    if let Ok(page) = document.get_dictionary_mut(page_id) {
+        page.remove(b"Annots");
+    }
 }
 
 /// The annotations that [`flatten_page`] draws and removes.

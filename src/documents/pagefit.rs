@@ -10,8 +10,9 @@
 //!
 //! The content itself is not rewritten. A new content stream `q <matrix> cm`, with a
 //! clip to the visible area, goes before the page's streams and one with `Q` after
-//! them. Annotations that remain after form flattening are drawn into the content first
-//! (see [`fit_page`] for why).
+//! them. Patterns, whose matrices are relative to the page rather than to the content,
+//! get the same transformation. Annotations that remain after form flattening are drawn
+//! into the content first (see [`fit_page`] for why).
 //!
 //! A page that is already the portrait paper to within [`SIZE_TOLERANCE`], with
 //! rotation 0 and no smaller CropBox, is left exactly as it is.
