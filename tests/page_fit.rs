@@ -87,7 +87,8 @@ fn normalized(rect: [f64; 4]) -> [f64; 4] {
 /// of the top-left corner is larger, so a render shows where that corner went.
 fn page_content(spec: &PageSpec) -> String {
     let [media_left, media_bottom, media_right, media_top] = normalized(spec.media_box);
-    let [left, bottom, right, top] = spec.crop_box.map(normalized).unwrap_or([media_left, media_bottom, media_right, media_top]);
+    let [left, bottom, right, top] =
+        spec.crop_box.map(normalized).unwrap_or([media_left, media_bottom, media_right, media_top]);
     let (width, height) = (right - left, top - bottom);
     let small = width.min(height) * 0.1;
     let large = width.min(height) * 0.25;
@@ -132,10 +133,9 @@ fn build_pdf(specs: &[&PageSpec]) -> Vec<u8> {
         kids.push(Object::Reference(document.add_object(page)));
     }
     let count = kids.len() as i64;
-    document.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }),
-    );
+    document
+        .objects
+        .insert(pages_id, Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }));
     let catalog_id = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
     document.trailer.set("Root", catalog_id);
     let mut bytes = Vec::new();
@@ -183,12 +183,12 @@ fn pdfinfo_pages(pdf: &Path, count: usize) -> Vec<PdfinfoPage> {
         };
         let words: Vec<&str> = rest.split_whitespace().collect();
         match words.as_slice() {
-            [_, "size:", width, "x", height, "pts", ..] => pages.push(PdfinfoPage {
-                width: width.parse().unwrap(),
-                height: height.parse().unwrap(),
-                rotation: -1,
-            }),
-            [_, "rot:", rotation] => pages.last_mut().expect("size line before rot line").rotation = rotation.parse().unwrap(),
+            [_, "size:", width, "x", height, "pts", ..] => {
+                pages.push(PdfinfoPage { width: width.parse().unwrap(), height: height.parse().unwrap(), rotation: -1 })
+            }
+            [_, "rot:", rotation] => {
+                pages.last_mut().expect("size line before rot line").rotation = rotation.parse().unwrap()
+            }
             _ => {}
         }
     }

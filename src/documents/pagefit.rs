@@ -331,7 +331,10 @@ fn skip_regular(content: &[u8], from: usize) -> usize {
 }
 
 fn skip_comment(content: &[u8], from: usize) -> usize {
-    content[from..].iter().position(|&byte| byte == b'\r' || byte == b'\n').map_or(content.len(), |offset| from + offset)
+    content[from..]
+        .iter()
+        .position(|&byte| byte == b'\r' || byte == b'\n')
+        .map_or(content.len(), |offset| from + offset)
 }
 
 fn find_byte(content: &[u8], from: usize, wanted: u8) -> Option<usize> {
@@ -591,7 +594,10 @@ mod tests {
 
     #[test]
     fn crop_box_clipped_to_media_box() {
-        assert_eq!(intersection([0.0, 0.0, 612.0, 792.0], [-50.0, 100.0, 300.0, 900.0]), Some([0.0, 100.0, 300.0, 792.0]));
+        assert_eq!(
+            intersection([0.0, 0.0, 612.0, 792.0], [-50.0, 100.0, 300.0, 900.0]),
+            Some([0.0, 100.0, 300.0, 792.0])
+        );
         assert_eq!(intersection([0.0, 0.0, 100.0, 100.0], [200.0, 200.0, 300.0, 300.0]), None);
     }
 
