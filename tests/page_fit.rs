@@ -372,7 +372,7 @@ fn rotated_and_a4_samples_fitted() {
     assert_eq!(pages.len(), 5, "{pages:?}");
     for (index, page) in pages.iter().enumerate() {
         // The A4 sample's 595.3 x 841.9 is within a point of the paper, so it is left
-        // as it is; the others are fitted to exactly 595.28 x 841.89.
+        // as it is, and the others are fitted to exactly 595.28 x 841.89.
         let tolerance = if index == 1 { 0.1 } else { 0.01 };
         assert!((page.width - 595.28).abs() < tolerance, "page {} width: {page:?}", index + 1);
         assert!((page.height - 841.89).abs() < tolerance, "page {} height: {page:?}", index + 1);
@@ -418,6 +418,7 @@ fn gradient_pdf() -> Vec<u8> {
         },
         "Extend" => vec![true.into(), true.into()],
     };
+
     let pattern_id = document.add_object(dictionary! { "PatternType" => 2, "Shading" => shading });
     let content = b"/Pattern cs /P0 scn 0 0 792 612 re f".to_vec();
     let content_id = document.add_object(Stream::new(dictionary! {}, content));
@@ -428,6 +429,7 @@ fn gradient_pdf() -> Vec<u8> {
         "Contents" => content_id,
         "Resources" => dictionary! { "Pattern" => dictionary! { "P0" => pattern_id } },
     });
+
     document.objects.insert(
         pages_id,
         Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1 }),
