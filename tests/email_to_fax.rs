@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::daemon::{DOMAIN, Setup, TestDaemon, wait_for};
-use support::pdf::{A4, LEGAL, LETTER, make_pdf, message_with_pdfs, page_sizes};
+use support::pdf::{A4, LEGAL, LETTER, fit_scales, make_pdf, message_with_pdfs, page_rotations, page_sizes};
 use support::mail::queued_ids;
 use support::smtp_client::{Client, Reply};
 
@@ -85,7 +85,17 @@ fn two_pdfs_merge_in_mime_order() {
     assert!(reply.is(250, "2.0.0"), "{reply:?}\n{}", daemon.log());
     let ids = queued_ids(&reply);
     let (_, pdf) = outbox_job(&daemon, &ids[0]);
-    assert_eq!(page_sizes(&pdf), vec![A4, A4, LEGAL, LETTER, LEGAL]);
+    // Every page is fitted to the default Letter paper, and the scale of each fit
+    // shows that the pages are in MIME order.
+    assert_eq!(page_sizes(&pdf), vec![LETTER; 5]);
+    assert_eq!(page_rotations(&pdf), vec![0; 5]);
+    let scales = fit_scales(&pdf);
+    let a4_scale = f64::from(LETTER.1 / A4.1);
+    let legal_scale = f64::from(LETTER.1 / LEGAL.1);
+    let expected = [a4_scale, a4_scale, legal_scale, 1.0, legal_scale];
+    for (number, (scale, expected)) in scales.iter().zip(expected).enumerate() {
+        assert!((scale - expected).abs() < 1e-4, "page {}: scale {scale}, expected {expected}", number + 1);
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Photos and pictures as fax pages: JPEG passed through with its EXIF orientation,
-//! decoded formats composited over white, every image fitted to the paper, and images
-//! in a message body left out.
+//! decoded formats composited over white, every image fitted to the portrait paper
+//! (turned when wider than tall), and images in a message body left out.
 
 use std::io::{Cursor, Read};
 
@@ -88,9 +88,14 @@ fn jpeg_passed_through_undecoded() {
     assert_eq!(page.image.dict.get(b"Filter").unwrap().as_name().unwrap(), b"DCTDecode");
     assert_eq!(page.image.dict.get(b"Width").unwrap().as_i64().unwrap(), 64);
     assert_eq!(page.image.dict.get(b"ColorSpace").unwrap().as_name().unwrap(), b"DeviceRGB");
-    // Wider than tall: a landscape Letter page.
-    assert_eq!((page.width, page.height), (792.0, 612.0));
-    assert_fitted(&page, (64.0, 48.0), "jpeg");
+    // Wider than tall: turned a quarter turn counter-clockwise on a portrait Letter
+    // page, so the image's x axis runs up the page and its top edge is at the left.
+    assert_eq!((page.width, page.height), (612.0, 792.0));
+    let [a, b, c, d, _, _] = page.matrix;
+    assert_eq!((a, d), (0.0, 0.0), "a quarter turn has no scale on the diagonal");
+    assert!(b > 0.0, "the image's x axis runs up the page: {:?}", page.matrix);
+    assert!(c < 0.0, "the image's y axis runs to the left: {:?}", page.matrix);
+    assert_fitted(&page, (48.0, 64.0), "jpeg");
 }
 
 /// Inserts an APP1 Exif segment with the given orientation after the SOI marker.
@@ -149,7 +154,9 @@ fn png_alpha_composited_over_white() {
     // No colour, so one gray sample per pixel.
     assert_eq!(page.image.dict.get(b"ColorSpace").unwrap().as_name().unwrap(), b"DeviceGray");
     assert_eq!(samples, vec![255, 255, 0, 0, 255, 255, 0, 0]);
-    assert_fitted(&page, (4.0, 2.0), "png");
+    // Wider than tall, so turned onto the portrait page.
+    assert_eq!((page.width, page.height), (612.0, 792.0));
+    assert_fitted(&page, (2.0, 4.0), "png");
 }
 
 #[test]

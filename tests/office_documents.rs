@@ -12,8 +12,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use faxgate::config::Paper;
 use faxgate::documents::{Limits, PartOutcome, files_to_pdf, office};
 use support::daemon::{DOMAIN, Setup, TestDaemon, wait_for};
+use support::pdf::{page_rotations, page_sizes};
 use support::smtp_client::{Client, Reply};
 
 const ALICE: &str = "alice@example.com";
@@ -61,6 +63,25 @@ fn docx_and_odt_convert() {
     assert!(text.contains("Quarterly report"), "{text}");
     assert!(text.contains("Grüße aus Köln"), "{text}");
     assert!(text.contains("Minutes of the meeting"), "{text}");
+}
+
+#[test]
+fn office_output_fitted_to_paper() {
+    let odt = make_office_file("Minutes of the meeting\n", "odt");
+    let files = vec![("minutes.odt".to_string(), odt)];
+
+    // LibreOffice picks Letter or A4 from the locale, so one of the two papers needs a
+    // fit and the other leaves the page as it is, to within a point.
+    for (paper, size) in [(Paper::Letter, (612.0, 792.0)), (Paper::A4, (595.28, 841.89))] {
+        let converted = files_to_pdf(&files, &Limits { paper, ..Limits::default() }).unwrap();
+
+        let sizes = page_sizes(&converted.pdf);
+        assert_eq!(sizes.len(), 1);
+        assert!((sizes[0].0 - size.0).abs() < 0.05, "{paper:?} width {sizes:?}");
+        assert!((sizes[0].1 - size.1).abs() < 0.05, "{paper:?} height {sizes:?}");
+        assert_eq!(page_rotations(&converted.pdf), vec![0]);
+        assert!(pdf_text(&converted.pdf).contains("Minutes of the meeting"), "{paper:?}");
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use support::daemon::{DOMAIN, Setup, TestDaemon, wait_for};
 use support::fake_sinch::{FakeSinch, KEY_ID, KEY_SECRET, PROJECT_ID, SERVICE_ID, SendScript};
-use support::pdf::{A4, LETTER, make_pdf, message_with_pdfs, page_sizes};
+use support::pdf::{A4, LETTER, fit_scales, make_pdf, message_with_pdfs, page_sizes};
 use support::smtp_client::Client;
 
 const ALICE: &str = "alice@example.com";
@@ -60,7 +60,11 @@ async fn message_becomes_one_sinch_request() {
     assert_eq!(body["from"], "+14155550100");
     assert_eq!(body["files"][0]["fileType"], "PDF");
     let pdf = base64::engine::general_purpose::STANDARD.decode(body["files"][0]["file"].as_str().unwrap()).unwrap();
-    assert_eq!(page_sizes(&pdf), vec![LETTER, A4, A4]);
+    // The A4 pages are fitted to the default Letter paper.
+    assert_eq!(page_sizes(&pdf), vec![LETTER; 3]);
+    let scales = fit_scales(&pdf);
+    assert_eq!(scales[0], 1.0, "the Letter page is left as it is");
+    assert!((scales[1] - f64::from(LETTER.1 / A4.1)).abs() < 1e-4, "A4 scale {}", scales[1]);
     let callback = body["callbackUrl"].as_str().unwrap();
     assert!(callback.starts_with("http://sinch:hook-secret@127.0.0.1:"), "{callback}");
     assert_eq!(body["serviceId"], SERVICE_ID);

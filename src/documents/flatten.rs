@@ -2,6 +2,9 @@
 //! annotation is drawn into its page's content, and the widgets are removed. A fax is a
 //! print of the document, so this keeps the values a sender typed into a form whatever
 //! the fax service's renderer does with annotations.
+//!
+//! A page that is fitted to the paper gets all its other annotations flattened the same
+//! way by [`flatten_annotations`], because their rectangles would not follow the page.
 
 use lopdf::{Dictionary, Document, Object, ObjectId, Stream};
 use tracing::{debug, warn};
@@ -34,8 +37,28 @@ pub(crate) fn flatten_forms(document: &mut Document, pages: &[ObjectId]) {
     }
 
     for &page_id in pages {
-        flatten_page(document, page_id, default_resources.as_ref());
+        flatten_page(document, page_id, default_resources.as_ref(), Scope::Widgets);
     }
+}
+
+/// Draws every printable annotation of the page that has an appearance stream into its
+/// content and removes `/Annots`. Links and pop-up notes are removed without a drawing,
+/// because they do nothing on paper.
+pub(crate) fn flatten_annotations(document: &mut Document, page_id: ObjectId) {
+    flatten_page(document, page_id, None, Scope::All);
+    // An `/Annots` that is empty or not an array is left by `flatten_page`.
+    if let Ok(page) = document.get_dictionary_mut(page_id) {
+        page.remove(b"Annots");
+    }
+}
+
+/// The annotations that [`flatten_page`] draws and removes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Form field widgets only; other annotations stay.
+    Widgets,
+    /// Every annotation.
+    All,
 }
 
 fn form_needs_appearances(document: &Document) -> bool {
@@ -48,14 +71,14 @@ fn form_needs_appearances(document: &Document) -> bool {
         .unwrap_or(false)
 }
 
-/// A widget appearance to draw: the form XObject and the matrix that maps it onto the
-/// widget's rectangle.
+/// An annotation appearance to draw: the form XObject and the matrix that maps it onto the
+/// annotation's rectangle.
 struct Drawing {
     xobject: ObjectId,
     matrix: [f32; 6],
 }
 
-fn flatten_page(document: &mut Document, page_id: ObjectId, default_resources: Option<&Object>) {
+fn flatten_page(document: &mut Document, page_id: ObjectId, default_resources: Option<&Object>, scope: Scope) {
     let Ok(page) = document.get_dictionary(page_id) else {
         return;
     };
@@ -67,21 +90,33 @@ fn flatten_page(document: &mut Document, page_id: ObjectId, default_resources: O
     let mut drawings = Vec::new();
     for annotation in annotations {
         let Ok((_, Object::Dictionary(dictionary))) = document.dereference(annotation) else {
-            remaining.push(annotation.clone());
+            if scope == Scope::Widgets {
+                remaining.push(annotation.clone());
+            }
             continue;
         };
-        if dictionary.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"Widget".as_slice()) {
+        let subtype = dictionary.get(b"Subtype").and_then(Object::as_name).ok();
+        if scope == Scope::Widgets && subtype != Some(b"Widget".as_slice()) {
             remaining.push(annotation.clone());
             continue;
         }
-        if let Some(drawing) = widget_drawing(document, dictionary) {
+        if matches!(subtype, Some(b"Link" | b"Popup")) {
+            continue;
+        }
+        if let Some(drawing) = appearance_drawing(document, dictionary) {
             drawings.push(drawing);
         }
     }
     if remaining.len() == annotations.len() {
         return;
     }
-    debug!(?page_id, widgets = annotations.len() - remaining.len(), drawn = drawings.len(), "flattening form fields");
+    debug!(?page_id, removed = annotations.len() - remaining.len(), drawn = drawings.len(), "flattening annotations");
+    if drawings.is_empty() {
+        if let Ok(page) = document.get_dictionary_mut(page_id) {
+            set_annotations(page, remaining);
+        }
+        return;
+    }
 
     for drawing in &drawings {
         prepare_xobject(document, drawing.xobject, default_resources);
@@ -99,23 +134,27 @@ fn flatten_page(document: &mut Document, page_id: ObjectId, default_resources: O
     if let Ok(page) = document.get_dictionary_mut(page_id) {
         page.set("Resources", resources);
         page.set("Contents", contents);
-        if remaining.is_empty() {
-            page.remove(b"Annots");
-        } else {
-            page.set("Annots", remaining);
-        }
+        set_annotations(page, remaining);
     }
 }
 
-/// Returns the appearance to draw for a printable, visible widget with a normal
+fn set_annotations(page: &mut Dictionary, remaining: Vec<Object>) {
+    if remaining.is_empty() {
+        page.remove(b"Annots");
+    } else {
+        page.set("Annots", remaining);
+    }
+}
+
+/// Returns the appearance to draw for a printable, visible annotation with a normal
 /// appearance stream, or `None` when nothing is drawn.
-fn widget_drawing(document: &Document, widget: &Dictionary) -> Option<Drawing> {
-    let flags = widget.get_deref(b"F", document).and_then(Object::as_i64).unwrap_or(0);
+fn appearance_drawing(document: &Document, annotation: &Dictionary) -> Option<Drawing> {
+    let flags = annotation.get_deref(b"F", document).and_then(Object::as_i64).unwrap_or(0);
     if flags & FLAG_HIDDEN != 0 || flags & FLAG_PRINT == 0 {
         return None;
     }
 
-    let normal = widget
+    let normal = annotation
         .get_deref(b"AP", document)
         .and_then(Object::as_dict)
         .and_then(|appearances| appearances.get(b"N"))
@@ -124,7 +163,7 @@ fn widget_drawing(document: &Document, widget: &Dictionary) -> Option<Drawing> {
     let xobject = match document.dereference(normal).ok()? {
         (Some(id), Object::Stream(_)) => id,
         (_, Object::Dictionary(states)) => {
-            let state = widget.get(b"AS").and_then(Object::as_name).ok()?;
+            let state = annotation.get(b"AS").and_then(Object::as_name).ok()?;
             match states.get(state).ok()? {
                 Object::Reference(id) if matches!(document.get_object(*id), Ok(Object::Stream(_))) => *id,
                 _ => return None,
@@ -136,7 +175,7 @@ fn widget_drawing(document: &Document, widget: &Dictionary) -> Option<Drawing> {
         return None;
     };
 
-    let rectangle = normalized(&numbers(document, widget.get(b"Rect").ok()?)?)?;
+    let rectangle = normalized(&numbers(document, annotation.get(b"Rect").ok()?)?)?;
     let bounding_box = numbers(document, stream.dict.get(b"BBox").ok()?)?;
     let form_matrix = stream
         .dict

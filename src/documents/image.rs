@@ -5,11 +5,10 @@
 //! placement matrix rather than by re-encoding. PNG, GIF (first frame), BMP and WebP are
 //! decoded, composited over white where they have alpha, and embedded with Flate.
 //!
-//! Each image gets one page of `paper`, with a margin of [`MARGIN_POINTS`]. It is scaled
-//! up or down to the largest size that fits, keeping its aspect ratio, and centred. An
-//! image wider than tall gets a landscape page rather than being turned on a portrait
-//! one, so the PDF keeps the image's reading direction; turning the page to fit the
-//! paper is left to the fax service.
+//! Each image gets one portrait page of `paper`, with a margin of [`MARGIN_POINTS`]. An
+//! image wider than tall is turned a quarter turn counter-clockwise, so its top is at
+//! the left edge, as PDF pages are turned by [`super::pagefit`]. It is scaled up or down
+//! to the largest size that fits, keeping its aspect ratio, and centred.
 
 use std::io::{Cursor, Write};
 
@@ -22,6 +21,7 @@ use tracing::{debug, warn};
 
 use super::Limits;
 use super::kind::{Kind, Refusal};
+use super::pagefit;
 use super::pdf::PdfPages;
 use crate::config::Paper;
 
@@ -69,8 +69,7 @@ pub(crate) fn load(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32) -
         _ => return Err(Refusal::Rejected(format!("{} is not an image type", kind.mime_type()))),
     };
     let displayed = if orientation > 4 { (size.1, size.0) } else { size };
-    let (width, height, frame) = fit_to_paper(limits.paper, displayed);
-    let matrix = orientation_matrix(orientation, frame);
+    let (width, height, matrix) = place_on_paper(limits.paper, displayed, orientation);
     debug!(?kind, width = size.0, height = size.1, orientation, "image placed on a page");
     Ok(build_document(vec![ImagePage { width, height, images: vec![PlacedImage { stream, matrix }] }]))
 }
@@ -110,12 +109,31 @@ fn number(value: f64) -> String {
     if text == "-0" { "0".to_string() } else { text.to_string() }
 }
 
-/// Returns the page size for an image of `displayed` pixels (after orientation) and the
-/// frame `[x, y, width, height]` in points it is drawn into.
+/// Returns the portrait page size and the matrix that draws an image stored with EXIF
+/// `orientation` and `displayed` pixels wide and high (after orientation) upright on it,
+/// or, when it is wider than tall, turned a quarter turn counter-clockwise.
+pub(crate) fn place_on_paper(paper: Paper, displayed: (u32, u32), orientation: u16) -> (f64, f64, [f64; 6]) {
+    let turned = displayed.0 > displayed.1;
+    let on_page = if turned { (displayed.1, displayed.0) } else { displayed };
+    let (page_width, page_height, frame) = fit_to_paper(paper, on_page);
+    if !turned {
+        return (page_width, page_height, orientation_matrix(orientation, frame));
+    }
+    // Draw the image upright in a landscape frame at the origin, then turn that frame
+    // into the portrait one.
+    let [left, bottom, frame_width, frame_height] = frame;
+    let upright = orientation_matrix(orientation, [0.0, 0.0, frame_height, frame_width]);
+    let turn = pagefit::concat(
+        pagefit::quarter_turn_counterclockwise(frame_width),
+        [1.0, 0.0, 0.0, 1.0, left, bottom],
+    );
+    (page_width, page_height, pagefit::concat(upright, turn))
+}
+
+/// Returns the portrait page size for an image of `displayed` pixels (after orientation
+/// and any turn) and the frame `[x, y, width, height]` in points it is drawn into.
 pub(crate) fn fit_to_paper(paper: Paper, displayed: (u32, u32)) -> (f64, f64, [f64; 4]) {
-    let (short, long) = paper.size_points();
-    let (page_width, page_height) =
-        if displayed.0 > displayed.1 { (f64::from(long), f64::from(short)) } else { (f64::from(short), f64::from(long)) };
+    let (page_width, page_height) = pagefit::paper_size(paper);
     let box_width = page_width - 2.0 * MARGIN_POINTS;
     let box_height = page_height - 2.0 * MARGIN_POINTS;
     let (pixels_wide, pixels_high) = (f64::from(displayed.0.max(1)), f64::from(displayed.1.max(1)));
@@ -363,13 +381,44 @@ mod tests {
 
     #[test]
     fn fit_keeps_aspect_and_centres() {
-        let (width, height, [x, y, w, h]) = fit_to_paper(Paper::Letter, (1000, 500));
-        assert_eq!((width, height), (792.0, 612.0), "landscape page");
-        assert!((w / h - 2.0).abs() < 1e-9);
+        let (width, height, [x, y, w, h]) = fit_to_paper(Paper::Letter, (500, 1000));
+        assert_eq!((width, height), (612.0, 792.0), "portrait page");
+        assert!((h / w - 2.0).abs() < 1e-9);
         assert!((x - (width - w - x)).abs() < 1e-9, "centred horizontally");
         assert!((y - (height - h - y)).abs() < 1e-9, "centred vertically");
         assert!(x >= MARGIN_POINTS - 1e-9, "left margin");
         assert!(y >= MARGIN_POINTS - 1e-9, "bottom margin");
+    }
+
+    #[test]
+    fn wide_image_turned_counterclockwise() {
+        let (width, height, matrix) = place_on_paper(Paper::Letter, (1000, 500), 1);
+        assert_eq!((width, height), (612.0, 792.0), "portrait page");
+        // The image's top-left corner (0, 1) lands at the bottom left of the drawn area
+        // and its top-right corner (1, 1) at the top left.
+        let (top_left, top_right) = (apply(matrix, (0.0, 1.0)), apply(matrix, (1.0, 1.0)));
+        let (bottom_right, bottom_left) = (apply(matrix, (1.0, 0.0)), apply(matrix, (0.0, 0.0)));
+        assert!(top_left.0 < bottom_left.0, "top edge left of the bottom edge: {matrix:?}");
+        assert!(top_left.1 < top_right.1, "left edge at the bottom: {matrix:?}");
+        assert!((top_left.0 - top_right.0).abs() < 1e-9, "top edge vertical: {matrix:?}");
+        assert!((bottom_right.1 - top_right.1).abs() < 1e-9, "right edge at the top: {matrix:?}");
+        for (x, y) in [top_left, top_right, bottom_left, bottom_right] {
+            assert!((MARGIN_POINTS - 1e-9..=width - MARGIN_POINTS + 1e-9).contains(&x), "x {x} inside the margins");
+            assert!((MARGIN_POINTS - 1e-9..=height - MARGIN_POINTS + 1e-9).contains(&y), "y {y} inside the margins");
+        }
+        let drawn_width = (bottom_left.0 - top_left.0).abs();
+        let drawn_height = (top_right.1 - top_left.1).abs();
+        assert!((drawn_height / drawn_width - 2.0).abs() < 1e-9, "aspect ratio kept");
+        assert!((drawn_height - (height - 2.0 * MARGIN_POINTS)).abs() < 1e-9, "fills the height");
+    }
+
+    #[test]
+    fn tall_image_not_turned() {
+        let (_, _, matrix) = place_on_paper(Paper::A4, (500, 1000), 1);
+        let top_left = apply(matrix, (0.0, 1.0));
+        let bottom_right = apply(matrix, (1.0, 0.0));
+        assert!(top_left.0 < bottom_right.0, "left edge at the left: {matrix:?}");
+        assert!(top_left.1 > bottom_right.1, "top edge at the top: {matrix:?}");
     }
 
     #[test]

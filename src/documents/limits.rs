@@ -51,7 +51,8 @@ pub struct Limits {
     /// signature logos and tracking pixels stay out of the fax. Files given directly to
     /// [`super::files_to_pdf`] are not filtered by it.
     pub min_image_pixels: u64,
-    /// Paper that images and text pages are fitted to.
+    /// Portrait paper that PDF, Office, image and text pages are fitted to. TIFF pages
+    /// keep the size their resolutions give.
     pub paper: Paper,
     /// Whether the text/HTML body is faxed as a cover page.
     pub body: BodyMode,

@@ -9,8 +9,9 @@
 //! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
 //! for files inside text bodies), and `tnef` replaces `winmail.dat` files by their
 //! attachments. Then `kind` detects each document's kind and dispatches it to a
-//! converter: `pdf` (with `flatten` for filled-in forms), `tiff`, `image`, `text`, or
-//! `office` through LibreOffice. Last, `merge` joins the pages.
+//! converter: `pdf` (with `flatten` for filled-in forms and `pagefit` to fit its pages
+//! to the portrait paper), `tiff`, `image`, `text`, or `office` through LibreOffice,
+//! whose PDF goes through `pdf`. Last, `merge` joins the pages.
 
 mod error;
 mod filename;
@@ -21,6 +22,7 @@ mod limits;
 mod merge;
 mod mime;
 pub mod office;
+mod pagefit;
 mod pdf;
 mod pool;
 mod text;

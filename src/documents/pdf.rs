@@ -1,7 +1,8 @@
 //! Loading one PDF for faxing: junk before the header is ignored, an empty user password
 //! is tried on encrypted files, and the page tree is walked with loop and depth checks.
 //! Each page gets the attributes it inherits (MediaBox, CropBox, Resources, Rotate)
-//! written onto itself, so the pages can move into another document unchanged.
+//! written onto itself, so the pages can move into another document unchanged. Last,
+//! each page is fitted to the portrait fax paper by [`super::pagefit`].
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -13,6 +14,7 @@ use tracing::{debug, warn};
 use super::Limits;
 use super::flatten::flatten_forms;
 use super::kind::{PDF_HEADER_WINDOW, Refusal, find};
+use super::pagefit::fit_pages;
 
 /// Maximum nesting of the page tree. Producers keep it shallow (a balanced tree of a
 /// million pages with ten kids per node is six levels); deeper trees are rejected.
@@ -36,7 +38,7 @@ pub(crate) struct PdfPages {
 /// Loads a PDF and checks it can be faxed whole: readable, not password-protected, not a
 /// dynamic XFA form, a page tree without loops whose page count matches `/Count`, at
 /// most `page_budget` pages, and every page's content present and decodable. Filled-in
-/// form fields are drawn into the pages.
+/// form fields are drawn into the pages, and the pages are fitted to `limits.paper`.
 pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
     if data.len() > limits.max_document_bytes {
         return Err(Refusal::Rejected(format!(
@@ -74,6 +76,7 @@ pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<Pdf
     let pages = collect_pages(&mut document, page_budget)?;
     flatten_forms(&mut document, &pages);
     check_contents(&document, &pages, limits.max_stream_bytes)?;
+    fit_pages(&mut document, &pages, limits.paper, limits.max_stream_bytes);
     debug!(pages = pages.len(), version = %document.version, "PDF loaded");
     Ok(PdfPages { document, pages })
 }

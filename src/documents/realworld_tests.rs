@@ -528,7 +528,7 @@ fn wrong_stream_length_recovered() {
 }
 
 #[test]
-fn merge_of_mixed_sizes_keeps_each() {
+fn merge_of_mixed_sizes_fits_each() {
     let files = vec![
         ("letter.pdf".to_string(), build_pdf("l", &[(612, 792)])),
         ("landscape.pdf".to_string(), build_pdf("w", &[(842, 595)])),
@@ -537,14 +537,26 @@ fn merge_of_mixed_sizes_keeps_each() {
 
     let converted = files_to_pdf(&files, &Limits::default()).unwrap();
 
-    // PDF pages keep their size; fitting them to the fax paper is the fax service's job.
-    assert_eq!(super::tests::page_sizes(&converted.pdf), vec![(612.0, 792.0), (842.0, 595.0), (842.0, 1191.0)]);
+    assert_eq!(super::tests::page_sizes(&converted.pdf), vec![(612.0, 792.0); 3]);
+    assert_eq!(super::tests::page_rotations(&converted.pdf), vec![0; 3]);
+    assert_eq!(super::tests::fit_matrix_of(&converted.pdf, 1), None, "the Letter page is left as it is");
+    // The A4 landscape page is turned a quarter turn counter-clockwise, so its x axis
+    // runs up the paper. After the turn it is 595 x 842, scaled to the paper's height
+    // and centred across.
+    let landscape = super::tests::fit_matrix_of(&converted.pdf, 2).unwrap();
+    let scale = 792.0 / 842.0;
+    let margin = (612.0 - 595.0 * scale) / 2.0;
+    super::tests::assert_matrix(landscape, [0.0, scale, -scale, 0.0, margin + 595.0 * scale, 0.0]);
+    let a3 = super::tests::fit_matrix_of(&converted.pdf, 3).unwrap();
+    let scale = 792.0 / 1191.0;
+    super::tests::assert_matrix(a3, [scale, 0.0, 0.0, scale, (612.0 - 842.0 * scale) / 2.0, 0.0]);
 }
 
 
 #[test]
 fn filled_form_flattened() {
-    let mut document = Document::load_mem(&build_pdf("form", &[(300, 300)])).unwrap();
+    // A Letter page, which fitting leaves as it is, so the link annotation stays.
+    let mut document = Document::load_mem(&build_pdf("form", &[(612, 792)])).unwrap();
     let page_id = document.get_pages()[&1];
     let font = document.get_dictionary(page_id).unwrap().get_deref(b"Resources", &document).unwrap().as_dict().unwrap().clone();
     let appearance = document.add_object(Stream::new(
@@ -595,6 +607,56 @@ fn filled_form_flattened() {
     assert_eq!(content.matches(" Do Q").count(), 1, "the hidden widget was drawn: {content}");
     let xobjects = page.get_deref(b"Resources", &merged).unwrap().as_dict().unwrap().get_deref(b"XObject", &merged).unwrap();
     assert_eq!(xobjects.as_dict().unwrap().len(), 1);
+}
+
+#[test]
+fn annotations_drawn_on_fitted_page() {
+    let mut document = Document::load_mem(&build_pdf("notes", &[(792, 612)])).unwrap();
+    let page_id = document.get_pages()[&1];
+    let stamp_appearance = document.add_object(Stream::new(
+        dictionary! { "Subtype" => "Form", "BBox" => vec![0.into(), 0.into(), 50.into(), 30.into()] },
+        b"0 0 50 30 re f".to_vec(),
+    ));
+    let comment_appearance = document.add_object(Stream::new(
+        dictionary! { "Subtype" => "Form", "BBox" => vec![0.into(), 0.into(), 20.into(), 20.into()] },
+        b"0 0 20 20 re S".to_vec(),
+    ));
+    let stamp = document.add_object(dictionary! {
+        "Type" => "Annot", "Subtype" => "Stamp", "F" => 4,
+        "Rect" => vec![600.into(), 500.into(), 700.into(), 560.into()],
+        "AP" => dictionary! { "N" => stamp_appearance },
+    });
+    // Without the Print flag, so a printer leaves it out.
+    let comment = document.add_object(dictionary! {
+        "Type" => "Annot", "Subtype" => "Text", "F" => 0,
+        "Rect" => vec![10.into(), 10.into(), 30.into(), 30.into()],
+        "AP" => dictionary! { "N" => comment_appearance },
+    });
+    let link = document.add_object(dictionary! {
+        "Type" => "Annot", "Subtype" => "Link", "F" => 4,
+        "Rect" => vec![0.into(), 0.into(), 10.into(), 10.into()],
+    });
+    document.get_dictionary_mut(page_id).unwrap().set(
+        "Annots",
+        vec![Object::Reference(stamp), Object::Reference(comment), Object::Reference(link)],
+    );
+
+    let converted = files_to_pdf(&[("notes.pdf".to_string(), save(&mut document))], &Limits::default()).unwrap();
+
+    let merged = Document::load_mem(&converted.pdf).unwrap();
+    let page_id = merged.get_pages()[&1];
+    let page = merged.get_dictionary(page_id).unwrap();
+    assert!(!page.has(b"Annots"), "annotations left with rectangles in the old coordinates");
+    let content = String::from_utf8_lossy(&merged.get_page_content(page_id)).into_owned();
+    // The stamp's 50 x 30 box is mapped onto its 100 x 60 rectangle in the page's own
+    // coordinates, inside the transformation that turns the page.
+    let drawn = format!("q 2 0 0 2 600 500 cm /FaxgateFlat{} Do Q", stamp_appearance.0);
+    let drawn_at = content.find(&drawn).unwrap_or_else(|| panic!("stamp not drawn: {content}"));
+    let fit_at = content.find(" cm ").unwrap();
+    assert!(fit_at < drawn_at, "stamp drawn outside the fit: {content}");
+    assert_eq!(content.matches(" Do Q").count(), 1, "the comment without the Print flag was drawn: {content}");
+    assert!(content.contains("notes page 1"), "the page's own content is lost: {content}");
+    assert_eq!(super::tests::page_sizes(&converted.pdf), vec![(612.0, 792.0)]);
 }
 
 /// Encrypts a one-page PDF with lopdf: RC4 128-bit (revision 3), AES-128 (revision 4) or

@@ -168,6 +168,44 @@ pub(super) fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
         .collect()
 }
 
+/// Reloads a merged PDF and returns each page's own /Rotate.
+pub(super) fn page_rotations(pdf: &[u8]) -> Vec<i64> {
+    let document = Document::load_mem(pdf).expect("merged PDF reloads");
+    document
+        .get_pages()
+        .values()
+        .map(|&page_id| {
+            let page = document.get_dictionary(page_id).unwrap();
+            page.get(b"Rotate").expect("page has its own Rotate").as_i64().unwrap()
+        })
+        .collect()
+}
+
+/// Returns the matrix of the `q <matrix> cm` that fitting put before the content of
+/// page `number` (from 1), or `None` when the page was not fitted.
+pub(super) fn fit_matrix_of(pdf: &[u8], number: u32) -> Option<[f64; 6]> {
+    let document = Document::load_mem(pdf).expect("merged PDF reloads");
+    let page = document.get_dictionary(document.get_pages()[&number]).unwrap();
+    let first = match page.get(b"Contents").ok()? {
+        Object::Array(items) => items.first()?.as_reference().ok()?,
+        _ => return None,
+    };
+    let stream = document.get_object(first).ok()?.as_stream().ok()?;
+    let text = String::from_utf8(stream.content.clone()).ok()?;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.first() != Some(&"q") || words.get(7) != Some(&"cm") {
+        return None;
+    }
+    let numbers: Vec<f64> = words[1..7].iter().map(|word| word.parse().unwrap()).collect();
+    numbers.try_into().ok()
+}
+
+/// Asserts that two matrices agree to within 1e-4 in every number.
+pub(super) fn assert_matrix(actual: [f64; 6], expected: [f64; 6]) {
+    let close = actual.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-4);
+    assert!(close, "matrix {actual:?}, expected {expected:?}");
+}
+
 pub(super) fn unlimited_images() -> Limits {
     Limits { min_image_pixels: 0, ..Limits::default() }
 }
@@ -213,10 +251,15 @@ fn two_pdfs_merge_in_mime_order() {
     let converted = message_to_pdf(&message(&root), &Limits::default()).unwrap();
 
     assert_eq!(converted.pages, 5);
-    assert_eq!(
-        page_sizes(&converted.pdf),
-        vec![(100.0, 200.0), (110.0, 210.0), (300.0, 400.0), (310.0, 410.0), (320.0, 420.0)]
-    );
+    // Every page is fitted to the default Letter paper, so the scale shows the order.
+    assert_eq!(page_sizes(&converted.pdf), vec![(612.0, 792.0); 5]);
+    assert_eq!(page_rotations(&converted.pdf), vec![0; 5]);
+    let scales: Vec<f64> = (1..=5).map(|number| fit_matrix_of(&converted.pdf, number).unwrap()[0]).collect();
+    let expected = [(100.0, 200.0), (110.0, 210.0), (300.0, 400.0), (310.0, 410.0), (320.0, 420.0)]
+        .map(|(width, height): (f64, f64)| (612.0 / width).min(792.0 / height));
+    for (number, (scale, expected)) in scales.iter().zip(expected).enumerate() {
+        assert!((scale - expected).abs() < 1e-4, "page {}: scale {scale}, expected {expected}", number + 1);
+    }
     let faxed: Vec<(&str, &PartOutcome)> =
         converted.parts.iter().map(|report| (report.name.as_str(), &report.outcome)).collect();
     assert_eq!(
@@ -282,11 +325,18 @@ fn inherited_attributes_written_on_pages() {
     let converted = files_to_pdf(&[("inherit.pdf".to_string(), pdf)], &Limits::default()).unwrap();
 
     assert_eq!(converted.pages, 3);
-    assert_eq!(page_sizes(&converted.pdf), vec![(500.0, 700.0); 3]);
+    assert_eq!(page_sizes(&converted.pdf), vec![(612.0, 792.0); 3]);
+    assert_eq!(page_rotations(&converted.pdf), vec![0; 3]);
+    // The inherited /Rotate 90 shows the 500 x 700 page as landscape, so fitting turns
+    // it back: it is drawn upright, scaled by 792 / 700 and centred across.
+    let scale = 792.0 / 700.0;
+    for number in 1..=3 {
+        let matrix = fit_matrix_of(&converted.pdf, number).expect("page was fitted");
+        assert_matrix(matrix, [scale, 0.0, 0.0, scale, (612.0 - 500.0 * scale) / 2.0, 0.0]);
+    }
     let document = Document::load_mem(&converted.pdf).unwrap();
     for page_id in document.get_pages().values() {
         let page = document.get_dictionary(*page_id).unwrap();
-        assert_eq!(page.get(b"Rotate").unwrap().as_i64().unwrap(), 90);
         let resources = page.get_deref(b"Resources", &document).unwrap().as_dict().unwrap();
         assert!(resources.has(b"Font"), "page lost its inherited fonts");
     }
@@ -314,11 +364,13 @@ fn sample_with_inherited_rotate() {
     let converted = files_to_pdf(&files, &Limits::default()).unwrap();
 
     assert_eq!(converted.pages, 1);
-    let document = Document::load_mem(&converted.pdf).unwrap();
-    let page_id = document.get_pages()[&1];
-    let page = document.get_dictionary(page_id).unwrap();
-    // The page's own /Rotate 90 overrides the /Rotate 270 of its parent.
-    assert_eq!(page.get(b"Rotate").unwrap().as_i64().unwrap(), 90);
+    assert_eq!(page_sizes(&converted.pdf), vec![(612.0, 792.0)]);
+    assert_eq!(page_rotations(&converted.pdf), vec![0]);
+    // The page's own /Rotate 90 overrides the /Rotate 270 of its parent. The Letter page
+    // shown a quarter turn clockwise is turned back counter-clockwise, so it is drawn as
+    // stored. With the parent's 270 it would be drawn upside down.
+    let matrix = fit_matrix_of(&converted.pdf, 1).expect("rotated page was fitted");
+    assert_matrix(matrix, [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
 }
 
 #[test]
@@ -640,7 +692,13 @@ fn forwarded_message_documents_in_order() {
 
     let converted = message_to_pdf(&message(&root), &Limits::default()).unwrap();
 
-    assert_eq!(page_sizes(&converted.pdf), vec![(200.0, 200.0), (300.0, 300.0)]);
+    assert_eq!(page_sizes(&converted.pdf), vec![(612.0, 792.0); 2]);
+    let document = Document::load_mem(&converted.pdf).unwrap();
+    let pages: Vec<_> = document.get_pages().into_values().collect();
+    let first = String::from_utf8_lossy(&document.get_page_content(pages[0])).into_owned();
+    let second = String::from_utf8_lossy(&document.get_page_content(pages[1])).into_owned();
+    assert!(first.contains("inner page 1"), "{first}");
+    assert!(second.contains("outer page 1"), "{second}");
 }
 
 #[test]

@@ -68,6 +68,41 @@ pub fn page_sizes(pdf: &[u8]) -> Vec<(f32, f32)> {
         .collect()
 }
 
+/// Returns every page's own /Rotate, in page order. A page without one fails the test,
+/// because faxgate writes it on each page.
+pub fn page_rotations(pdf: &[u8]) -> Vec<i64> {
+    let doc = Document::load_mem(pdf).expect("output is a readable PDF");
+    doc.get_pages()
+        .values()
+        .map(|id| doc.get_dictionary(*id).unwrap().get(b"Rotate").expect("page has its own Rotate").as_i64().unwrap())
+        .collect()
+}
+
+/// Returns, for every page in order, the scale of the `q a b c d e f cm` that fitting
+/// to the paper put before its content (the length of (a, b)), or 1 for a page that
+/// was left as it is.
+pub fn fit_scales(pdf: &[u8]) -> Vec<f64> {
+    let doc = Document::load_mem(pdf).expect("output is a readable PDF");
+    doc.get_pages()
+        .values()
+        .map(|id| {
+            let page = doc.get_dictionary(*id).unwrap();
+            let Ok(Object::Array(streams)) = page.get(b"Contents") else {
+                return 1.0;
+            };
+            let first = doc.get_object(streams[0].as_reference().unwrap()).unwrap().as_stream().unwrap();
+            let text = String::from_utf8_lossy(&first.content).into_owned();
+            let words: Vec<&str> = text.split_whitespace().collect();
+            if words.len() < 8 || words[0] != "q" || words[7] != "cm" {
+                return 1.0;
+            }
+            let a: f64 = words[1].parse().unwrap();
+            let b: f64 = words[2].parse().unwrap();
+            a.hypot(b)
+        })
+        .collect()
+}
+
 /// Builds a message with a text body and the given PDF attachments, in that order.
 pub fn message_with_pdfs(from: &str, to: &str, subject: &str, pdfs: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut parts = MultiPart::mixed().singlepart(SinglePart::plain("Please fax the attached.".to_string()));
