@@ -81,9 +81,26 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_faxgate")
 }
 
-/// Returns a loopback port that was free a moment ago.
+/// Returns a loopback port that was free a moment ago, for a server started later.
+///
+/// Ports come from below Linux's ephemeral range (32768 and up by default), so the
+/// client sockets of tests running at the same time cannot take the port between this
+/// check and the server's bind, as happened with ports the kernel picked. A counter
+/// hands out each port once per test process, from a start that differs per process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % COUNT;
+    for _ in 0..COUNT {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+        let port = u16::try_from(FIRST + offset).expect("test ports fit in u16");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + COUNT);
 }
 
 impl TestDaemon {
