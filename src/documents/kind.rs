@@ -3,6 +3,7 @@
 //! its converter. A kind without a converter yet is rejected with a reason that states
 //! this.
 
+use super::limits::PixelBudget;
 use super::pdf::{self, PdfPages};
 use super::{Limits, image, office, text, tiff};
 
@@ -164,8 +165,14 @@ pub(crate) fn detect(data: &[u8], declared: Option<&str>, name: Option<&str>) ->
 }
 
 /// Converts one document to PDF pages. `page_budget` is the number of pages the fax may
-/// still take.
-pub(crate) fn convert(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
+/// still take, and `message_pixels` the pixels its images and TIFF pages may still use.
+pub(crate) fn convert(
+    kind: Kind,
+    data: &[u8],
+    limits: &Limits,
+    page_budget: u32,
+    message_pixels: &PixelBudget,
+) -> Result<PdfPages, Refusal> {
     #[cfg(test)]
     if data == tests::PANIC_TRIGGER {
         panic!("conversion panic triggered by a test");
@@ -173,8 +180,10 @@ pub(crate) fn convert(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32
 
     match kind {
         Kind::Pdf => pdf::load(data, limits, page_budget),
-        Kind::Tiff => tiff::load(data, limits, page_budget),
-        Kind::Jpeg | Kind::Png | Kind::Gif | Kind::Bmp | Kind::Webp => image::load(kind, data, limits, page_budget),
+        Kind::Tiff => tiff::load(data, limits, page_budget, message_pixels),
+        Kind::Jpeg | Kind::Png | Kind::Gif | Kind::Bmp | Kind::Webp => {
+            image::load(kind, data, limits, page_budget, message_pixels)
+        }
         Kind::Text => text::render(data, limits, page_budget),
         Kind::Html => Err(not_supported_yet("HTML")),
         Kind::Office(format) => office::convert(format, data, limits, page_budget),

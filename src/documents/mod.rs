@@ -39,6 +39,7 @@ pub use pool::convert_message;
 
 use crate::config::BodyMode;
 use kind::Refusal;
+use limits::PixelBudget;
 use mime::{Attachment, Item};
 
 /// Name reported for the text/HTML body parts of a message.
@@ -135,6 +136,7 @@ fn convert_items(items: Vec<Item<'_>>, limits: &Limits) -> Result<Converted, Doc
     let mut documents = Vec::new();
     let mut total_pages: u32 = 0;
     let mut total_bytes: usize = 0;
+    let pixels = PixelBudget::new(limits.max_message_pixels);
 
     for item in items {
         let attachment = match item {
@@ -158,8 +160,9 @@ fn convert_items(items: Vec<Item<'_>>, limits: &Limits) -> Result<Converted, Doc
         }
 
         let page_budget = limits.max_pages.saturating_sub(total_pages);
-        let converted =
-            catch_unwind(AssertUnwindSafe(|| kind::convert(attachment.kind, &attachment.data, limits, page_budget)));
+        let converted = catch_unwind(AssertUnwindSafe(|| {
+            kind::convert(attachment.kind, &attachment.data, limits, page_budget, &pixels)
+        }));
         let pages = match converted {
             Ok(Ok(pages)) => pages,
             Ok(Err(Refusal::Rejected(reason))) => {
