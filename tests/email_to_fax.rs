@@ -434,3 +434,69 @@ fn bare_lf_message_from_device_is_faxed() {
     let (_, pdf) = outbox_job(&daemon, &queued_ids(&reply)[0]);
     assert_eq!(page_sizes(&pdf).len(), 2);
 }
+
+/// Sends `message` and then CR LF `.` CR LF as they are, so a message that already ends
+/// with CR LF arrives with one more, as some clients send it.
+fn send_with_extra_crlf(daemon: &TestDaemon, to: &str, message: &[u8]) -> Reply {
+    let (mut client, _) = Client::connect(daemon.smtp_addr());
+    client.command("EHLO client.example");
+    client.command(&format!("MAIL FROM:<{ALICE}>"));
+    client.command(&format!("RCPT TO:<{to}>"));
+    assert_eq!(client.command("DATA").code, 354);
+    client.send(message);
+    client.send(b"\r\n.\r\n");
+    client.read_reply()
+}
+
+/// Returns the sample with a `message/rfc822` part that is not a message, with Alice as
+/// the sender.
+fn broken_forward_from_alice() -> String {
+    let sample = std::fs::read_to_string(sample("eml/broken-rfc822-attachment.eml")).unwrap();
+    assert!(sample.ends_with("--BOUND--\r\n"), "the sample ends with its closing boundary and CR LF");
+    sample.replace("From: a@example.com", &format!("From: {ALICE}"))
+}
+
+#[test]
+fn unreadable_forward_named_in_rejection() {
+    let daemon = daemon_with_alice(Setup::default());
+    let to = format!("14155552222@{DOMAIN}");
+    let message = broken_forward_from_alice();
+
+    let reply = send(&daemon, ALICE, &to, message.as_bytes());
+    assert!(reply.is(554, "5.6.0"), "{reply:?}");
+    assert!(reply.text.contains("broken.eml (forwarded message that cannot be read)"), "{reply:?}");
+
+    let reply = send_with_extra_crlf(&daemon, &to, message.as_bytes());
+    assert!(reply.is(554, "5.6.0"), "{reply:?}");
+    assert!(reply.text.contains("broken.eml (forwarded message that cannot be read)"), "{reply:?}");
+}
+
+#[test]
+fn unreadable_forward_named_when_accepted() {
+    let daemon = daemon_with_alice(Setup::default());
+    let to = format!("14155552222@{DOMAIN}");
+    let pdf = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, make_pdf(&[LETTER]));
+    let pdf_part = format!(
+        "--BOUND\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"after.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--BOUND--\r\n"
+    );
+    let message = broken_forward_from_alice().replace("--BOUND--\r\n", &pdf_part);
+
+    for extra_crlf in [false, true] {
+        let reply = if extra_crlf {
+            send_with_extra_crlf(&daemon, &to, message.as_bytes())
+        } else {
+            send(&daemon, ALICE, &to, message.as_bytes())
+        };
+        assert!(reply.is(250, "2.0.0"), "extra CR LF {extra_crlf}: {reply:?}");
+        let lines: Vec<&str> = reply.text.lines().collect();
+        assert_eq!(lines.len(), 2, "extra CR LF {extra_crlf}: {reply:?}");
+        assert_eq!(
+            lines[0],
+            "2.0.0 not faxed, forwarded message that cannot be read: broken.eml. Attach its documents directly"
+        );
+        assert!(lines[1].starts_with("2.0.0 queued as "), "{reply:?}");
+        let (_, pdf) = outbox_job(&daemon, &queued_ids(&reply)[0]);
+        assert_eq!(page_sizes(&pdf).len(), 1);
+    }
+}

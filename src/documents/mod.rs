@@ -38,7 +38,7 @@ pub use limits::Limits;
 pub use pool::convert_message;
 
 use crate::config::BodyMode;
-use kind::Refusal;
+use kind::{Kind, Refusal};
 use limits::PixelBudget;
 use mime::{Attachment, Item};
 
@@ -80,6 +80,21 @@ impl PartReport {
     /// Returns whether this report is for the text/HTML body rather than an attachment.
     pub fn is_body(&self) -> bool {
         self.name == BODY_NAME
+    }
+
+    /// Returns whether this part is a forwarded message that was skipped because it
+    /// cannot be read, so any documents inside it are missing from the fax.
+    pub fn is_unread_forwarded_message(&self) -> bool {
+        self.detected == Kind::Message.mime_type() && matches!(self.outcome, PartOutcome::Skipped { .. })
+    }
+}
+
+impl Converted {
+    /// Returns a line for the SMTP reply that accepts this message, naming the forwarded
+    /// messages that were skipped because they cannot be read. `None` when there are
+    /// none. The line is printable ASCII.
+    pub fn unread_forwarded_notice(&self) -> Option<String> {
+        error::unread_forwarded_text(&self.parts)
     }
 }
 

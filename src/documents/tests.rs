@@ -996,6 +996,29 @@ fn passed_through_jpeg_not_counted_in_pixel_budget() {
     assert_eq!(file, "scan2.png");
 }
 
+#[test]
+fn unreadable_forward_reported_with_or_without_final_crlf() {
+    // mail-parser returns the broken part as text without the extra CR LF and as a
+    // message without header fields with it; both must be reported the same way.
+    let eml = sample("eml/broken-rfc822-attachment.eml");
+    let mut with_extra_crlf = eml.clone();
+    with_extra_crlf.extend_from_slice(b"\r\n");
+
+    for (label, raw) in [("as saved", eml), ("with an extra CR LF", with_extra_crlf)] {
+        let error = message_to_pdf(&raw, &Limits::default()).unwrap_err();
+        let reply = error.smtp_reply();
+        assert_eq!(reply.code, 554, "{label}: {}", reply.text);
+        assert!(reply.text.contains("skipped: broken.eml (forwarded message that cannot be read)"), "{label}: {}", reply.text);
+
+        let DocumentError::NoDocument { skipped } = error else {
+            panic!("{label}: expected no document");
+        };
+        assert_eq!(skip_reason(&skipped, "broken.eml"), "forwarded message that cannot be read", "{label}");
+        let report = skipped.iter().find(|part| part.name == "broken.eml").unwrap();
+        assert_eq!(report.detected, "message/rfc822", "{label}");
+    }
+}
+
 // Panics and the pool
 
 #[test]
