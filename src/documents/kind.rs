@@ -1,7 +1,7 @@
 //! The kind of a document: detected from its content (magic bytes) first, then its
 //! declared MIME type, then its file name extension. [`convert`] dispatches each kind to
-//! its converter. A kind without a converter yet is rejected with a reason that states
-//! this.
+//! its converter. A kind without a converter is rejected with a reason that names what
+//! to send instead.
 
 use super::limits::PixelBudget;
 use super::pdf::{self, PdfPages};
@@ -185,7 +185,7 @@ pub(crate) fn convert(
             image::load(kind, data, limits, page_budget, message_pixels)
         }
         Kind::Text => text::render(data, limits, page_budget),
-        Kind::Html => Err(not_supported_yet("HTML")),
+        Kind::Html => office::convert_html(data, limits, page_budget),
         Kind::Office(format) => office::convert(format, data, limits, page_budget),
         // The pipeline replaces TNEF files by their attachments before conversion, so
         // only a caller that skips that step gets here.
@@ -210,10 +210,6 @@ pub(crate) fn convert(
             kind.skip_reason().unwrap_or("these")
         ))),
     }
-}
-
-fn not_supported_yet(label: &str) -> Refusal {
-    Refusal::Rejected(format!("{label} documents are not supported yet; send a PDF"))
 }
 
 /// Result of sniffing the first bytes of a file.

@@ -10,11 +10,13 @@
 //! for files inside text bodies), and `tnef` replaces `winmail.dat` files by their
 //! attachments. Then `kind` detects each document's kind and dispatches it to a
 //! converter: `pdf` (with `flatten` for filled-in forms), `tiff`, `image`, `text`, or
-//! `office` through LibreOffice. Last, `merge` joins the pages.
+//! `office` through LibreOffice (with `html` to sanitize HTML attachments). Last,
+//! `merge` joins the pages.
 
 mod error;
 mod filename;
 mod flatten;
+mod html;
 mod image;
 mod kind;
 mod limits;
