@@ -121,7 +121,7 @@ pub(crate) fn convert(office: Office, data: &[u8], limits: &Limits, page_budget:
 /// Converts an HTML attachment to PDF pages. The HTML is sanitized first, so LibreOffice
 /// finds no external resource to fetch.
 pub(crate) fn convert_html(data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
-    let sanitized = html::sanitize(data);
+    let sanitized = html::sanitize(data)?;
     // Without an import filter LibreOffice opens HTML in Writer/Web, whose PDF export
     // (LibreOffice 7.4) drops headings and breaks pages early. The Writer import filter
     // lays the HTML out on ordinary pages.
