@@ -7,8 +7,8 @@
 //! cannot be faxed rejects the message, and the error names it.
 //!
 //! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
-//! for files inside text bodies), and `tnef` replaces `winmail.dat` files by their
-//! attachments. Then `kind` detects each document's kind and dispatches it to a
+//! for files inside text bodies). `tnef` and `msg` replace `winmail.dat` and Outlook
+//! `.msg` files by their attachments. Then `kind` detects each document's kind and dispatches it to a
 //! converter: `pdf` (with `flatten` for filled-in forms), `tiff`, `image`, `text`, or
 //! `office` through LibreOffice (with `html` to sanitize HTML attachments). Last,
 //! `merge` joins the pages.
@@ -22,6 +22,7 @@ mod kind;
 mod limits;
 mod merge;
 mod mime;
+mod msg;
 pub mod office;
 mod pdf;
 mod pool;
