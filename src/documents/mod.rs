@@ -8,10 +8,10 @@
 //!
 //! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
 //! for files inside text bodies). `tnef` and `msg` replace `winmail.dat` and Outlook
-//! `.msg` files by their attachments. Then `kind` detects each document's kind and dispatches it to a
-//! converter: `pdf` (with `flatten` for filled-in forms), `tiff`, `image`, `text`, or
-//! `office` through LibreOffice (with `html` to sanitize HTML attachments). Last,
-//! `merge` joins the pages.
+//! `.msg` files by their attachments. Then `kind` detects each document's kind and
+//! dispatches it to a converter: `pdf` (with `flatten` for filled-in forms), `tiff`,
+//! `image`, `text`, or `office` through LibreOffice (with `html` to sanitize HTML
+//! attachments). Last, `merge` joins the pages.
 
 mod error;
 mod filename;
