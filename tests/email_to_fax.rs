@@ -500,3 +500,42 @@ fn unreadable_forward_named_when_accepted() {
         assert_eq!(page_sizes(&pdf).len(), 1);
     }
 }
+
+/// Renders a base64 PNG attachment of a white image of `width` x `height` pixels.
+fn png_part(name: &str, width: u32, height: u32) -> String {
+    let image = image::GrayImage::from_pixel(width, height, image::Luma([255]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, png.into_inner());
+    format!(
+        "--m\r\nContent-Type: image/png; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n"
+    )
+}
+
+#[test]
+fn images_over_pixel_budget_rejected() {
+    let daemon = daemon_with_alice(Setup {
+        documents_extra: "max_message_pixels = 200000".into(),
+        ..Setup::default()
+    });
+    let to = format!("14155552222@{DOMAIN}");
+    // Each image has 90,000 pixels. Two fit the budget of 200,000, and the third
+    // passes it.
+    let message = format!(
+        "From: {ALICE}\r\nTo: {to}\r\nSubject: scans\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n\
+         --m\r\nContent-Type: text/plain\r\n\r\nthree scans\r\n{}{}{}--m--\r\n",
+        png_part("first.png", 300, 300),
+        png_part("second.png", 300, 300),
+        png_part("third.png", 300, 300),
+    );
+
+    let reply = send(&daemon, ALICE, &to, message.as_bytes());
+
+    assert!(reply.is(550, "5.6.1"), "{reply:?}");
+    assert!(reply.text.contains("cannot fax third.png: "), "{reply:?}");
+    assert!(reply.text.contains("more than the maximum of 200000 pixels together"), "{reply:?}");
+    let outbox_files = std::fs::read_dir(daemon.outbox()).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(outbox_files, 0);
+}

@@ -32,6 +32,7 @@ pub const DEFAULT_MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
 /// costs CPU time to decode and compress, so the budget bounds the work one message
 /// causes: without it, many images each under the per-image maximum could add up to
 /// minutes of CPU. A message over the budget is rejected with `550 5.6.1`.
+/// `documents.max_message_pixels` overrides it.
 pub const DEFAULT_MAX_MESSAGE_PIXELS: u64 = 1_000_000_000;
 
 /// Default maximum wait for a free conversion worker before the message gets
@@ -89,6 +90,7 @@ impl Limits {
             max_document_bytes: max_bytes,
             max_total_bytes: max_bytes,
             min_image_pixels: settings.min_image_pixels,
+            max_message_pixels: settings.max_message_pixels,
             paper: settings.paper,
             body: settings.body,
             office_converter: settings.office_converter.clone(),

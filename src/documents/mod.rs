@@ -37,7 +37,7 @@ use mail_parser::MessageParser;
 use tracing::{debug, error, info};
 
 pub use error::DocumentError;
-pub use limits::Limits;
+pub use limits::{DEFAULT_MAX_MESSAGE_PIXELS, Limits};
 pub use pool::convert_message;
 
 use crate::config::BodyMode;

@@ -114,7 +114,7 @@ pub fn probe(limits: &Limits) -> Option<String> {
 /// Converts one Office document to PDF pages.
 pub(crate) fn convert(office: Office, data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
     check_container(office, data)?;
-    let input = Input { extension: extension(office), import_filter: None, label: office.label() };
+    let input = Input { extension: extension(office), import_filter: None, convert_to: "pdf", label: office.label() };
     run_conversion(&input, data, limits, page_budget, NOT_AVAILABLE)
 }
 
@@ -125,7 +125,12 @@ pub(crate) fn convert_html(data: &[u8], limits: &Limits, page_budget: u32) -> Re
     // Without an import filter LibreOffice opens HTML in Writer/Web, whose PDF export
     // (LibreOffice 7.4) drops headings and breaks pages early. The Writer import filter
     // lays the HTML out on ordinary pages.
-    let input = Input { extension: "html", import_filter: Some("HTML (StarWriter)"), label: "HTML" };
+    let input = Input {
+        extension: "html",
+        import_filter: Some("HTML (StarWriter)"),
+        convert_to: "pdf:writer_pdf_Export",
+        label: "HTML",
+    };
     run_conversion(&input, &sanitized, limits, page_budget, HTML_NOT_AVAILABLE)
 }
 
@@ -135,6 +140,9 @@ struct Input {
     extension: &'static str,
     /// LibreOffice import filter, when the one it picks by content is not wanted.
     import_filter: Option<&'static str>,
+    /// Argument of `--convert-to`: the output format, with the export filter when the
+    /// import filter needs a matching one.
+    convert_to: &'static str,
     /// Format name for the log.
     label: &'static str,
 }
@@ -170,11 +178,9 @@ fn run_conversion(
         .arg(format!("-env:UserInstallation={}", file_url(&folder.path().join("profile"))))
         .args(["--headless", "--invisible", "--nologo", "--norestore", "--nodefault", "--nolockcheck"]);
     if let Some(filter) = input.import_filter {
-        command.arg(format!("--infilter={filter}")).args(["--convert-to", "pdf:writer_pdf_Export"]);
-    } else {
-        command.args(["--convert-to", "pdf"]);
+        command.arg(format!("--infilter={filter}"));
     }
-    command.arg("--outdir").arg(&output_dir).arg(&input_path);
+    command.args(["--convert-to", input.convert_to, "--outdir"]).arg(&output_dir).arg(&input_path);
 
     let started = Instant::now();
     let run = run_isolated(command, folder.path(), limits.office_timeout)
