@@ -493,7 +493,7 @@ fn unreadable_forward_named_when_accepted() {
         assert_eq!(lines.len(), 2, "extra CR LF {extra_crlf}: {reply:?}");
         assert_eq!(
             lines[0],
-            "2.0.0 not faxed, forwarded message that cannot be read: broken.eml. Attach its documents directly"
+            "2.0.0 not faxed, forwarded message that cannot be read: broken.eml. Attach the documents directly"
         );
         assert!(lines[1].starts_with("2.0.0 queued as "), "{reply:?}");
         let (_, pdf) = outbox_job(&daemon, &queued_ids(&reply)[0]);

@@ -111,7 +111,7 @@ pub(super) fn unread_forwarded_text(parts: &[PartReport]) -> Option<String> {
     if named.len() > MAX_SKIPPED_NAMED {
         text.push_str(&format!(" and {} more", named.len() - MAX_SKIPPED_NAMED));
     }
-    text.push_str(". Attach its documents directly");
+    text.push_str(". Attach the documents directly");
     Some(reply_text(&text))
 }
 

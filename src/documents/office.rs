@@ -125,6 +125,8 @@ pub(crate) fn convert_html(data: &[u8], limits: &Limits, page_budget: u32) -> Re
     // Without an import filter LibreOffice opens HTML in Writer/Web, whose PDF export
     // (LibreOffice 7.4) drops headings and breaks pages early. The Writer import filter
     // lays the HTML out on ordinary pages.
+    // NOTE: the pages have LibreOffice's default size for its locale (A4 under
+    // C.UTF-8), not `documents.paper`, as for other Office documents.
     let input = Input {
         extension: "html",
         import_filter: Some("HTML (StarWriter)"),

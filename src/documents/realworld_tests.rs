@@ -160,7 +160,7 @@ fn broken_forwarded_message_skipped() {
         assert_eq!(skip_reason(&converted.parts, "broken.eml"), "forwarded message that cannot be read");
         assert_eq!(
             converted.unread_forwarded_notice().as_deref(),
-            Some("not faxed, forwarded message that cannot be read: broken.eml. Attach its documents directly")
+            Some("not faxed, forwarded message that cannot be read: broken.eml. Attach the documents directly")
         );
     }
 }
