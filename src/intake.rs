@@ -258,7 +258,14 @@ impl Intake {
             pages = converted.pages,
             "message queued"
         );
-        Ok(Reply::new(250, "2.0.0", format!("queued as {}", ids.join(","))))
+        // The reply's last line stays `queued as <ids>`, and a line before it names the
+        // forwarded messages that could not be read, as their documents are not faxed.
+        let queued = format!("queued as {}", ids.join(","));
+        let text = match converted.unread_forwarded_notice() {
+            Some(notice) => format!("{notice}\n{queued}"),
+            None => queued,
+        };
+        Ok(Reply::new(250, "2.0.0", text))
     }
 }
 

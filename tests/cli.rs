@@ -245,6 +245,7 @@ fn check_config_example_masks_secrets() {
     let printed = stdout(&output);
     assert!(printed.contains("[gateway]"), "{printed}");
     assert!(printed.contains("hostname = \"fax.example.com\""), "{printed}");
+    assert!(printed.contains("max_message_pixels = 1000000000"), "{printed}");
 
     let setup = Setup::new();
     let text = std::fs::read_to_string(&setup.config).unwrap();

@@ -137,3 +137,29 @@ fn usage_errors_exit_two() {
     let output = faxgate(&["convert", "/nonexistent/scan.pdf", "-o", out]);
     assert_eq!(text(&output.stderr), "faxgate: cannot read /nonexistent/scan.pdf: No such file or directory (os error 2); check the path\n");
 }
+
+#[test]
+fn unreadable_forward_listed_as_skipped() {
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("out.pdf");
+    // The saved sample, and the same bytes with one more CR LF, as an SMTP client may
+    // deliver them: both list the broken part and name it in the reason.
+    let saved = std::fs::read(format!("{SAMPLES}/eml/broken-rfc822-attachment.eml")).unwrap();
+    let mut extra = saved.clone();
+    extra.extend_from_slice(b"\r\n");
+    let extra_path = folder.path().join("extra-crlf.eml");
+    std::fs::write(&extra_path, extra).unwrap();
+
+    for eml in [format!("{SAMPLES}/eml/broken-rfc822-attachment.eml"), extra_path.display().to_string()] {
+        let output = faxgate(&["convert", "--eml", &eml, "-o", out.to_str().unwrap()]);
+
+        assert_eq!(output.status.code(), Some(1), "{eml}");
+        let stdout = text(&output.stdout);
+        assert!(
+            stdout.contains("broken.eml\tmessage/rfc822\tskipped: forwarded message that cannot be read"),
+            "{eml}: {stdout}"
+        );
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("broken.eml (forwarded message that cannot be read)"), "{eml}: {stderr}");
+    }
+}

@@ -21,6 +21,7 @@ fn settings() -> Documents {
         body: BodyMode::Ignore,
         max_pages: 50,
         min_image_pixels: 1_000,
+        max_message_pixels: 5_000_000,
         office_converter: "soffice".to_string(),
         office_timeout: Duration::from_secs(30),
     }
@@ -49,6 +50,7 @@ fn limits_follow_settings() {
 
     assert_eq!(limits.max_pages, 50);
     assert_eq!(limits.min_image_pixels, 1_000);
+    assert_eq!(limits.max_message_pixels, 5_000_000);
     assert_eq!(limits.paper, Paper::A4);
     assert_eq!(limits.max_document_bytes, 10_000_000);
     assert_eq!(limits.max_total_bytes, 10_000_000);

@@ -449,3 +449,108 @@ fn bare_lf_message_from_device_is_faxed() {
     let (_, pdf) = outbox_job(&daemon, &queued_ids(&reply)[0]);
     assert_eq!(page_sizes(&pdf).len(), 2);
 }
+
+/// Sends `message` and then CR LF `.` CR LF as they are, so a message that already ends
+/// with CR LF arrives with one more, as some clients send it.
+fn send_with_extra_crlf(daemon: &TestDaemon, to: &str, message: &[u8]) -> Reply {
+    let (mut client, _) = Client::connect(daemon.smtp_addr());
+    client.command("EHLO client.example");
+    client.command(&format!("MAIL FROM:<{ALICE}>"));
+    client.command(&format!("RCPT TO:<{to}>"));
+    assert_eq!(client.command("DATA").code, 354);
+    client.send(message);
+    client.send(b"\r\n.\r\n");
+    client.read_reply()
+}
+
+/// Returns the sample with a `message/rfc822` part that is not a message, with Alice as
+/// the sender.
+fn broken_forward_from_alice() -> String {
+    let sample = std::fs::read_to_string(sample("eml/broken-rfc822-attachment.eml")).unwrap();
+    assert!(sample.ends_with("--BOUND--\r\n"), "the sample ends with its closing boundary and CR LF");
+    sample.replace("From: a@example.com", &format!("From: {ALICE}"))
+}
+
+#[test]
+fn unreadable_forward_named_in_rejection() {
+    let daemon = daemon_with_alice(Setup::default());
+    let to = format!("14155552222@{DOMAIN}");
+    let message = broken_forward_from_alice();
+
+    let reply = send(&daemon, ALICE, &to, message.as_bytes());
+    assert!(reply.is(554, "5.6.0"), "{reply:?}");
+    assert!(reply.text.contains("broken.eml (forwarded message that cannot be read)"), "{reply:?}");
+
+    let reply = send_with_extra_crlf(&daemon, &to, message.as_bytes());
+    assert!(reply.is(554, "5.6.0"), "{reply:?}");
+    assert!(reply.text.contains("broken.eml (forwarded message that cannot be read)"), "{reply:?}");
+}
+
+#[test]
+fn unreadable_forward_named_when_accepted() {
+    let daemon = daemon_with_alice(Setup::default());
+    let to = format!("14155552222@{DOMAIN}");
+    let pdf = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, make_pdf(&[LETTER]));
+    let pdf_part = format!(
+        "--BOUND\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"after.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--BOUND--\r\n"
+    );
+    let message = broken_forward_from_alice().replace("--BOUND--\r\n", &pdf_part);
+
+    for extra_crlf in [false, true] {
+        let reply = if extra_crlf {
+            send_with_extra_crlf(&daemon, &to, message.as_bytes())
+        } else {
+            send(&daemon, ALICE, &to, message.as_bytes())
+        };
+        assert!(reply.is(250, "2.0.0"), "extra CR LF {extra_crlf}: {reply:?}");
+        let lines: Vec<&str> = reply.text.lines().collect();
+        assert_eq!(lines.len(), 2, "extra CR LF {extra_crlf}: {reply:?}");
+        assert_eq!(
+            lines[0],
+            "2.0.0 not faxed, forwarded message that cannot be read: broken.eml. Attach the documents directly"
+        );
+        assert!(lines[1].starts_with("2.0.0 queued as "), "{reply:?}");
+        let (_, pdf) = outbox_job(&daemon, &queued_ids(&reply)[0]);
+        assert_eq!(page_sizes(&pdf).len(), 1);
+    }
+}
+
+/// Renders a base64 PNG attachment of a white image of `width` x `height` pixels.
+fn png_part(name: &str, width: u32, height: u32) -> String {
+    let image = image::GrayImage::from_pixel(width, height, image::Luma([255]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, png.into_inner());
+    format!(
+        "--m\r\nContent-Type: image/png; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n"
+    )
+}
+
+#[test]
+fn images_over_pixel_budget_rejected() {
+    let daemon = daemon_with_alice(Setup {
+        documents_extra: "max_message_pixels = 200000".into(),
+        ..Setup::default()
+    });
+    let to = format!("14155552222@{DOMAIN}");
+    // Each image has 90,000 pixels. Two fit the budget of 200,000, and the third
+    // passes it.
+    let message = format!(
+        "From: {ALICE}\r\nTo: {to}\r\nSubject: scans\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n\
+         --m\r\nContent-Type: text/plain\r\n\r\nthree scans\r\n{}{}{}--m--\r\n",
+        png_part("first.png", 300, 300),
+        png_part("second.png", 300, 300),
+        png_part("third.png", 300, 300),
+    );
+
+    let reply = send(&daemon, ALICE, &to, message.as_bytes());
+
+    assert!(reply.is(550, "5.6.1"), "{reply:?}");
+    assert!(reply.text.contains("cannot fax third.png: "), "{reply:?}");
+    assert!(reply.text.contains("more than the maximum of 200000 pixels together"), "{reply:?}");
+    let outbox_files = std::fs::read_dir(daemon.outbox()).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(outbox_files, 0);
+}

@@ -191,3 +191,133 @@ fn live_members(group: &str) -> Vec<String> {
     }
     members
 }
+
+/// Returns a receipt as shops attach it, naming a style sheet, an image and a frame on
+/// `origin` (such as `http://127.0.0.1:PORT`).
+fn receipt_html(origin: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>Your receipt</title>\n\
+         <link rel=\"stylesheet\" href=\"{origin}/style.css\">\n\
+         <style>@import url(\"{origin}/imported.css\"); body {{ background: url({origin}/bg.png); }}</style>\n\
+         </head><body>\n<h1>Receipt 4711</h1>\n<p>Total paid: 42.00 EUR</p>\n\
+         <img src=\"{origin}/logo.png\" width=\"100\" height=\"100\">\n\
+         <iframe src=\"{origin}/frame.html\"></iframe>\n\
+         <table border=\"1\"><tr><td>Widget</td><td>42.00</td></tr></table>\n</body></html>\n"
+    )
+}
+
+/// A loopback listener that counts the connections made to it.
+struct Listener {
+    origin: String,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Listener {
+    fn start() -> Listener {
+        use std::sync::atomic::Ordering;
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let origin = format!("http://{}", socket.local_addr().unwrap());
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (counted, stopped) = (connections.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                match socket.accept() {
+                    Ok((mut stream, _)) => {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let _ = std::io::Write::write_all(
+                            &mut stream,
+                            b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Listener { origin, connections, stop, thread: Some(thread) }
+    }
+
+    /// Stops listening and returns the number of connections made.
+    fn finish(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn html_attachment_fetches_nothing() {
+    let listener = Listener::start();
+    let html = receipt_html(&listener.origin);
+    let files = vec![("receipt.html".to_string(), html.clone().into_bytes())];
+
+    let converted = files_to_pdf(&files, &Limits::default()).unwrap();
+
+    assert!(converted.pages >= 1);
+    assert_eq!(listener.finish(), 0, "LibreOffice fetched a resource of the sanitized HTML");
+    let text = pdf_text(&converted.pdf);
+    assert!(text.contains("Receipt 4711"), "{text}");
+    assert!(text.contains("Total paid: 42.00 EUR"), "{text}");
+
+    // The same file given to LibreOffice unsanitized does reach the listener, so the
+    // count above can catch a fetch.
+    let control = Listener::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("receipt.html");
+    std::fs::write(&input, receipt_html(&control.origin)).unwrap();
+    let output = Command::new("soffice")
+        .arg(format!("-env:UserInstallation=file://{}/profile", dir.path().display()))
+        .args(["--headless", "--norestore", "--convert-to", "pdf", "--outdir"])
+        .arg(dir.path())
+        .arg(&input)
+        .env("HOME", dir.path())
+        .output()
+        .expect("LibreOffice is installed (apt-get install libreoffice-writer-nogui)");
+    assert!(output.status.success(), "soffice failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(control.finish() > 0, "unsanitized HTML made no request, so the listener proves nothing");
+}
+
+#[test]
+fn daemon_faxes_html_attachment_not_body() {
+    let daemon = daemon(String::new());
+    let receipt = base64::engine::general_purpose::STANDARD.encode(receipt_html("http://127.0.0.1:9"));
+    let message = format!(
+        "From: {ALICE}\r\nTo: 14155552222@{DOMAIN}\r\nSubject: receipt\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n\
+         --m\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n\
+         --a\r\nContent-Type: text/plain\r\n\r\nBody text not for the fax\r\n\
+         --a\r\nContent-Type: text/html\r\n\r\n<p>Body HTML not for the fax</p>\r\n--a--\r\n\
+         --m\r\nContent-Type: text/html; name=\"receipt.html\"\r\n\
+         Content-Disposition: attachment; filename=\"receipt.html\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{receipt}\r\n--m--\r\n"
+    );
+
+    let reply = send(&daemon, message.as_bytes());
+
+    assert!(reply.is(250, "2.0.0"), "{reply:?}\n{}", daemon.log());
+    let id = reply.text.rsplit("queued as ").next().unwrap().trim().to_string();
+    let pdf_path = daemon.outbox().join(format!("{id}.pdf"));
+    wait_for("the outbox PDF", Duration::from_secs(30), || pdf_path.exists().then_some(()));
+    let text = pdf_text(&std::fs::read(pdf_path).unwrap());
+    assert!(text.contains("Receipt 4711"), "{text}");
+    assert!(!text.contains("not for the fax"), "{text}");
+}
+
+#[test]
+fn html_without_converter_rejected_naming_file() {
+    let limits = Limits { office_converter: "/nonexistent/soffice".to_string(), ..Limits::default() };
+    let files = vec![("receipt.html".to_string(), receipt_html("http://127.0.0.1:9").into_bytes())];
+
+    let error = files_to_pdf(&files, &limits).unwrap_err();
+
+    let reply = error.smtp_reply();
+    assert_eq!(reply.code, 550);
+    assert_eq!(reply.status, "5.6.1");
+    assert_eq!(
+        reply.text,
+        "cannot fax receipt.html: HTML documents cannot be converted on this server; print the page to PDF and send that"
+    );
+}

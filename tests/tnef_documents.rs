@@ -1,6 +1,7 @@
 //! Outlook `winmail.dat` (TNEF) attachments through the public document API: the files
 //! inside are typed and converted like any attachment, a TNEF without attachments is no
-//! document, and a truncated one is rejected naming it.
+//! document, and a truncated one is rejected naming it. Outlook message files (`.msg`),
+//! built here with the `cfb` crate, have their attachments taken the same way.
 //!
 //! The sample with Word documents needs LibreOffice (`apt-get install
 //! libreoffice-writer-nogui`).
@@ -141,4 +142,175 @@ fn winmail_inside_winmail_opened() {
     assert_eq!(converted.parts.len(), 1);
     assert_eq!(converted.parts[0].name, "memo.txt");
     assert_eq!(converted.parts[0].outcome, PartOutcome::Faxed { pages: 1 });
+}
+
+/// One attachment of an Outlook message file built by [`outlook_message`].
+enum MsgAttachment<'a> {
+    File(&'a str, &'a [u8]),
+    Message(Vec<MsgAttachment<'a>>),
+    /// An embedded OLE object: an object storage without message properties.
+    OleObject(&'a str),
+}
+
+/// Builds an Outlook message file (an OLE2 compound file of version 3, with 512-byte
+/// sectors, as Outlook writes) with `attachments`.
+fn outlook_message(attachments: &[MsgAttachment<'_>]) -> Vec<u8> {
+    let mut file =
+        cfb::CompoundFile::create_with_version(cfb::Version::V3, std::io::Cursor::new(Vec::new())).unwrap();
+    write_message(&mut file, "", attachments);
+    file.flush().unwrap();
+    file.into_inner().into_inner()
+}
+
+fn write_stream(file: &mut cfb::CompoundFile<std::io::Cursor<Vec<u8>>>, path: &str, data: &[u8]) {
+    use std::io::Write;
+    file.create_stream(path).unwrap().write_all(data).unwrap();
+}
+
+fn utf16(text: &str) -> Vec<u8> {
+    text.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect()
+}
+
+fn write_message(file: &mut cfb::CompoundFile<std::io::Cursor<Vec<u8>>>, storage: &str, attachments: &[MsgAttachment<'_>]) {
+    // A property stream starts with a header of 32 bytes at the top level and 24 in an
+    // attached message. The reader only checks that the stream exists, so zeros do.
+    write_stream(file, &format!("{storage}/__properties_version1.0"), &[0; 32]);
+    write_stream(file, &format!("{storage}/__substg1.0_0037001F"), &utf16("the subject, never faxed"));
+    for (index, attachment) in attachments.iter().enumerate() {
+        let path = format!("{storage}/__attach_version1.0_#{index:08X}");
+        file.create_storage(&path).unwrap();
+        write_stream(file, &format!("{path}/__properties_version1.0"), &[0; 8]);
+        match attachment {
+            MsgAttachment::File(name, data) => {
+                write_stream(file, &format!("{path}/__substg1.0_3707001F"), &utf16(name));
+                write_stream(file, &format!("{path}/__substg1.0_37010102"), data);
+            }
+            MsgAttachment::Message(inner) => {
+                let object = format!("{path}/__substg1.0_3701000D");
+                file.create_storage(&object).unwrap();
+                write_message(file, &object, inner);
+            }
+            MsgAttachment::OleObject(name) => {
+                write_stream(file, &format!("{path}/__substg1.0_3707001F"), &utf16(name));
+                let object = format!("{path}/__substg1.0_3701000D");
+                file.create_storage(&object).unwrap();
+                write_stream(file, &format!("{object}/CONTENTS"), b"not a message");
+            }
+        }
+    }
+}
+
+/// Builds a message with one attachment declared as `application/octet-stream`.
+fn message_with_attachment(name: &str, data: &[u8]) -> Vec<u8> {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+    format!(
+        "From: alice@example.com\r\nSubject: fax\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+         --b\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\n\
+         Content-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b--\r\n"
+    )
+    .into_bytes()
+}
+
+fn faxed_names(converted: &faxgate::documents::Converted) -> Vec<&str> {
+    converted
+        .parts
+        .iter()
+        .filter(|part| matches!(part.outcome, PartOutcome::Faxed { .. }))
+        .map(|part| part.name.as_str())
+        .collect()
+}
+
+#[test]
+fn outlook_message_attachments_faxed_in_order() {
+    let msg = outlook_message(&[
+        MsgAttachment::File("memo.txt", b"Memo from Outlook\r\n"),
+        MsgAttachment::Message(vec![MsgAttachment::File("note.txt", b"Note inside the attached message\r\n")]),
+        MsgAttachment::File("last.txt", b"Last page\r\n"),
+    ]);
+
+    // No extension: the content alone shows it is an Outlook message.
+    let converted = message_to_pdf(&message_with_attachment("Re invoice", &msg), &Limits::default()).unwrap();
+
+    assert_eq!(faxed_names(&converted), vec!["memo.txt", "note.txt", "last.txt"]);
+    assert_eq!(converted.pages, 3);
+}
+
+#[test]
+fn outlook_message_inside_winmail_opened() {
+    let msg = outlook_message(&[MsgAttachment::File("memo.txt", b"Memo\r\n")]);
+    let winmail = tnef_with("forwarded.msg", &msg);
+
+    let converted = files_to_pdf(&[("winmail.dat".to_string(), winmail)], &Limits::default()).unwrap();
+
+    assert_eq!(faxed_names(&converted), vec!["memo.txt"]);
+    assert_eq!(converted.pages, 1);
+}
+
+#[test]
+fn outlook_message_without_attachments_skipped() {
+    let msg = outlook_message(&[]);
+
+    let result = message_to_pdf(&message_with_attachment("forwarded.msg", &msg), &Limits::default());
+
+    let Err(error @ DocumentError::NoDocument { .. }) = result else {
+        panic!("expected no document, got {result:?}");
+    };
+    let reply = error.smtp_reply();
+    assert_eq!(reply.code, 554);
+    assert!(reply.text.contains("forwarded.msg (Outlook message without attachments)"), "{}", reply.text);
+}
+
+#[test]
+fn outlook_message_with_ole_object_rejected() {
+    let msg = outlook_message(&[
+        MsgAttachment::File("memo.txt", b"Memo\r\n"),
+        MsgAttachment::OleObject("chart"),
+    ]);
+
+    let result = message_to_pdf(&message_with_attachment("forwarded.msg", &msg), &Limits::default());
+
+    let Err(DocumentError::Rejected { file, reason }) = result else {
+        panic!("expected a rejection, got {result:?}");
+    };
+    assert_eq!(file, "forwarded.msg");
+    assert_eq!(
+        reason,
+        "its attachment chart is an embedded OLE object, which cannot be faxed; attach the document itself"
+    );
+}
+
+#[test]
+fn outlook_message_limits_enforced() {
+    let nested = outlook_message(&[MsgAttachment::Message(vec![MsgAttachment::Message(vec![MsgAttachment::File(
+        "deep.txt",
+        b"Deep\r\n",
+    )])])]);
+    let limits = Limits { max_depth: 2, ..Limits::default() };
+
+    let result = files_to_pdf(&[("nested.msg".to_string(), nested)], &limits);
+
+    let Err(DocumentError::Rejected { file, reason }) = result else {
+        panic!("expected a rejection, got {result:?}");
+    };
+    assert_eq!(file, "nested.msg");
+    assert_eq!(reason, "its attached messages are nested more than 2 levels deep");
+
+    let large = outlook_message(&[MsgAttachment::File("big.txt", &[b'x'; 2000])]);
+    let limits = Limits { max_document_bytes: 1000, ..Limits::default() };
+    let result = files_to_pdf(&[("large.msg".to_string(), large)], &limits);
+    let Err(DocumentError::Rejected { reason, .. }) = result else {
+        panic!("expected a rejection, got {result:?}");
+    };
+    assert_eq!(reason, "the Outlook message file holds more than the maximum of 1000 bytes");
+
+    let damaged = outlook_message(&[MsgAttachment::File("memo.txt", b"Memo\r\n")]);
+    let result = files_to_pdf(&[("cut.msg".to_string(), damaged[..1000].to_vec())], &Limits::default());
+    let Err(DocumentError::Rejected { file, reason }) = result else {
+        panic!("expected a rejection, got {result:?}");
+    };
+    assert_eq!(file, "cut.msg");
+    assert_eq!(reason, "the Outlook message file is damaged and cannot be read");
 }

@@ -31,6 +31,7 @@ pub(super) fn to_raw(config: &Config) -> RawConfig {
             body: enum_name(&config.documents.body),
             max_pages: config.documents.max_pages,
             min_image_pixels: config.documents.min_image_pixels,
+            max_message_pixels: config.documents.max_message_pixels,
             office_converter: config.documents.office_converter.clone(),
             office_timeout: secs(config.documents.office_timeout),
         },

@@ -119,6 +119,7 @@ pub struct RawDocuments {
     pub body: String,
     pub max_pages: u32,
     pub min_image_pixels: u64,
+    pub max_message_pixels: u64,
     pub office_converter: String,
     pub office_timeout: u64,
 }
@@ -130,6 +131,7 @@ impl Default for RawDocuments {
             body: "ignore".into(),
             max_pages: 200,
             min_image_pixels: 40_000,
+            max_message_pixels: crate::documents::DEFAULT_MAX_MESSAGE_PIXELS,
             office_converter: "soffice".into(),
             office_timeout: 120,
         }

@@ -108,6 +108,8 @@ pub struct Documents {
     pub body: BodyMode,
     pub max_pages: u32,
     pub min_image_pixels: u64,
+    /// Maximum pixels of all images and TIFF pages of one message together.
+    pub max_message_pixels: u64,
     pub office_converter: String,
     #[serde(serialize_with = "serialize_secs")]
     pub office_timeout: Duration,
@@ -467,11 +469,13 @@ fn smtp(raw: raw::RawSmtp, base: &Path) -> Result<Smtp, InvalidKey> {
 fn documents(raw: raw::RawDocuments) -> Result<Documents, InvalidKey> {
     positive("documents.max_pages", raw.max_pages as u64)?;
     positive("documents.office_timeout", raw.office_timeout)?;
+    positive("documents.max_message_pixels", raw.max_message_pixels)?;
     Ok(Documents {
         paper: choose("documents.paper", &raw.paper, &[("letter", Paper::Letter), ("a4", Paper::A4)])?,
         body: choose("documents.body", &raw.body, &[("ignore", BodyMode::Ignore), ("cover", BodyMode::Cover)])?,
         max_pages: raw.max_pages,
         min_image_pixels: raw.min_image_pixels,
+        max_message_pixels: raw.max_message_pixels,
         office_converter: raw.office_converter,
         office_timeout: Duration::from_secs(raw.office_timeout),
     })

@@ -93,6 +93,28 @@ fn no_document_text(skipped: &[PartReport]) -> String {
     text
 }
 
+/// Builds the line that an accepting SMTP reply adds for forwarded messages that were
+/// skipped because they cannot be read, or `None` when there are none. Such a message
+/// may have contained documents that the fax now lacks, so the reply names it.
+pub(super) fn unread_forwarded_text(parts: &[PartReport]) -> Option<String> {
+    let named: Vec<String> = parts
+        .iter()
+        .filter(|part| part.is_unread_forwarded_message())
+        .map(|part| short_name(&part.name))
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+
+    let mut text = String::from("not faxed, forwarded message that cannot be read: ");
+    text.push_str(&named.iter().take(MAX_SKIPPED_NAMED).cloned().collect::<Vec<_>>().join(", "));
+    if named.len() > MAX_SKIPPED_NAMED {
+        text.push_str(&format!(" and {} more", named.len() - MAX_SKIPPED_NAMED));
+    }
+    text.push_str(". Attach the documents directly");
+    Some(reply_text(&text))
+}
+
 fn rejected_text(file: &str, reason: &str) -> String {
     if file.is_empty() {
         format!("cannot fax the message: {reason}")

@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 use super::Limits;
 use super::kind::{Kind, Refusal};
 use super::pagefit;
+use super::limits::PixelBudget;
 use super::pdf::PdfPages;
 use crate::config::Paper;
 
@@ -35,9 +36,8 @@ pub(crate) const MARGIN_POINTS: f64 = 18.0;
 pub(crate) const MAX_PAGE_PIXELS: u64 = 50_000_000;
 
 /// Maximum pixels of all pages of one TIFF together: the pages of the default 200-page
-/// limit at fax "fine" resolution (1728 x 2200) use 760 million.
-// NOTE: the budget is per TIFF. Several large documents in one message are bounded only
-// by `max_total_bytes` and `max_pages`.
+/// limit at fax "fine" resolution (1728 x 2200) use 760 million. All documents of a
+/// message together are bounded by `max_message_pixels`.
 pub(crate) const MAX_DOCUMENT_PIXELS: u64 = 1_000_000_000;
 
 /// An image XObject placed on a page by a transformation matrix from the unit square.
@@ -55,17 +55,24 @@ pub(crate) struct ImagePage {
     pub(crate) images: Vec<PlacedImage>,
 }
 
-/// Converts a JPEG, PNG, GIF, BMP or WebP file to one page.
-pub(crate) fn load(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
+/// Converts a JPEG, PNG, GIF, BMP or WebP file to one page. Decoded formats take their
+/// pixels from `message_pixels`, but a JPEG is passed through and takes none.
+pub(crate) fn load(
+    kind: Kind,
+    data: &[u8],
+    limits: &Limits,
+    page_budget: u32,
+    message_pixels: &PixelBudget,
+) -> Result<PdfPages, Refusal> {
     if page_budget == 0 {
         return Err(Refusal::TooManyPages { pages: 1 });
     }
     let (stream, size, orientation) = match kind {
         Kind::Jpeg => jpeg_stream(data)?,
-        Kind::Png => decoded_stream(data, ImageFormat::Png)?,
-        Kind::Gif => decoded_stream(data, ImageFormat::Gif)?,
-        Kind::Bmp => decoded_stream(data, ImageFormat::Bmp)?,
-        Kind::Webp => decoded_stream(data, ImageFormat::WebP)?,
+        Kind::Png => decoded_stream(data, ImageFormat::Png, message_pixels)?,
+        Kind::Gif => decoded_stream(data, ImageFormat::Gif, message_pixels)?,
+        Kind::Bmp => decoded_stream(data, ImageFormat::Bmp, message_pixels)?,
+        Kind::Webp => decoded_stream(data, ImageFormat::WebP, message_pixels)?,
         _ => return Err(Refusal::Rejected(format!("{} is not an image type", kind.mime_type()))),
     };
     let displayed = if orientation > 4 { (size.1, size.0) } else { size };
@@ -314,7 +321,11 @@ fn jpeg_stream(data: &[u8]) -> Result<(Stream, (u32, u32), u16), Refusal> {
 }
 
 /// Decodes a PNG, GIF, BMP or WebP and builds a Flate image XObject of it.
-fn decoded_stream(data: &[u8], format: ImageFormat) -> Result<(Stream, (u32, u32), u16), Refusal> {
+fn decoded_stream(
+    data: &[u8],
+    format: ImageFormat,
+    message_pixels: &PixelBudget,
+) -> Result<(Stream, (u32, u32), u16), Refusal> {
     let label = match format {
         ImageFormat::Png => "PNG",
         ImageFormat::Gif => "GIF",
@@ -332,6 +343,7 @@ fn decoded_stream(data: &[u8], format: ImageFormat) -> Result<(Stream, (u32, u32
     let mut decoder = reader.into_decoder().map_err(damaged)?;
     let (width, height) = decoder.dimensions();
     check_pixels(width, height)?;
+    message_pixels.take(width, height)?;
     let orientation = decoder.orientation().map(|orientation| u16::from(orientation.to_exif())).unwrap_or(1);
     let image = DynamicImage::from_decoder(decoder).map_err(damaged)?;
 

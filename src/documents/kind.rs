@@ -1,10 +1,11 @@
 //! The kind of a document: detected from its content (magic bytes) first, then its
 //! declared MIME type, then its file name extension. [`convert`] dispatches each kind to
-//! its converter. A kind without a converter yet is rejected with a reason that states
-//! this.
+//! its converter. A kind without a converter is rejected with a reason that names what
+//! to send instead.
 
+use super::limits::PixelBudget;
 use super::pdf::{self, PdfPages};
-use super::{Limits, image, office, text, tiff};
+use super::{Limits, image, msg, office, text, tiff};
 
 /// Maximum offset of `%PDF-` in a PDF file. Mail clients and gateways sometimes put junk
 /// before the header, and this window bounds the search for it.
@@ -28,6 +29,8 @@ pub(crate) enum Kind {
     Office(Office),
     /// Outlook's `winmail.dat` container.
     Tnef,
+    /// An Outlook message file (`.msg`), opened for its attachments like `winmail.dat`.
+    OutlookMessage,
     Archive,
     Executable,
     Audio,
@@ -87,6 +90,7 @@ impl Kind {
             Kind::Html => "text/html",
             Kind::Office(office) => office.mime_type(),
             Kind::Tnef => "application/ms-tnef",
+            Kind::OutlookMessage => "application/vnd.ms-outlook",
             Kind::Archive => "application/zip",
             Kind::Executable => "application/x-msdownload",
             Kind::Audio => "audio/*",
@@ -157,15 +161,21 @@ pub(crate) fn detect(data: &[u8], declared: Option<&str>, name: Option<&str>) ->
         // A ZIP or OLE2 container shows only its family, so the declared type or the
         // extension decides the application.
         Some(Sniffed::Zip) => refine_zip(data, from_declared.or(from_name)),
-        Some(Sniffed::Ole) => refine_ole(from_declared.or(from_name)),
+        Some(Sniffed::Ole) => refine_ole(data, from_declared.or(from_name)),
         Some(Sniffed::Kind(kind)) => kind,
         None => from_declared.or(from_name).unwrap_or(Kind::Unknown),
     }
 }
 
 /// Converts one document to PDF pages. `page_budget` is the number of pages the fax may
-/// still take.
-pub(crate) fn convert(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
+/// still take, and `message_pixels` the pixels its images and TIFF pages may still use.
+pub(crate) fn convert(
+    kind: Kind,
+    data: &[u8],
+    limits: &Limits,
+    page_budget: u32,
+    message_pixels: &PixelBudget,
+) -> Result<PdfPages, Refusal> {
     #[cfg(test)]
     if data == tests::PANIC_TRIGGER {
         panic!("conversion panic triggered by a test");
@@ -173,14 +183,20 @@ pub(crate) fn convert(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32
 
     match kind {
         Kind::Pdf => pdf::load(data, limits, page_budget),
-        Kind::Tiff => tiff::load(data, limits, page_budget),
-        Kind::Jpeg | Kind::Png | Kind::Gif | Kind::Bmp | Kind::Webp => image::load(kind, data, limits, page_budget),
+        Kind::Tiff => tiff::load(data, limits, page_budget, message_pixels),
+        Kind::Jpeg | Kind::Png | Kind::Gif | Kind::Bmp | Kind::Webp => {
+            image::load(kind, data, limits, page_budget, message_pixels)
+        }
         Kind::Text => text::render(data, limits, page_budget),
-        Kind::Html => Err(not_supported_yet("HTML")),
+        Kind::Html => office::convert_html(data, limits, page_budget),
         Kind::Office(format) => office::convert(format, data, limits, page_budget),
         // The pipeline replaces TNEF files by their attachments before conversion, so
         // only a caller that skips that step gets here.
         Kind::Tnef => Err(Refusal::Rejected("winmail.dat (TNEF) files are opened before conversion".to_string())),
+        Kind::OutlookMessage => Err(Refusal::Rejected(
+            "Outlook message files are opened before conversion; forward the message itself or attach its documents"
+                .to_string(),
+        )),
         Kind::Heic => Err(Refusal::Rejected("HEIC photos cannot be faxed; send a JPEG or a PDF".to_string())),
         Kind::Archive => Err(Refusal::Rejected(
             "archives cannot be faxed; send the documents themselves as PDF attachments".to_string(),
@@ -201,10 +217,6 @@ pub(crate) fn convert(kind: Kind, data: &[u8], limits: &Limits, page_budget: u32
             kind.skip_reason().unwrap_or("these")
         ))),
     }
-}
-
-fn not_supported_yet(label: &str) -> Refusal {
-    Refusal::Rejected(format!("{label} documents are not supported yet; send a PDF"))
 }
 
 /// Result of sniffing the first bytes of a file.
@@ -315,10 +327,15 @@ fn refine_zip(data: &[u8], hint: Option<Kind>) -> Kind {
     Kind::Archive
 }
 
-fn refine_ole(hint: Option<Kind>) -> Kind {
+fn refine_ole(data: &[u8], hint: Option<Kind>) -> Kind {
+    // An Outlook message is recognized by its content, because mail clients send .msg
+    // files as application/octet-stream and under any name.
+    if msg::is_outlook_message(data) {
+        return Kind::OutlookMessage;
+    }
     match hint {
         Some(Kind::Office(office @ (Office::Doc | Office::Xls | Office::Ppt))) => Kind::Office(office),
-        Some(Kind::Tnef) => Kind::Tnef,
+        Some(kind @ (Kind::Tnef | Kind::OutlookMessage)) => kind,
         _ => Kind::Office(Office::Ole),
     }
 }
@@ -359,6 +376,7 @@ pub(crate) fn from_mime_type(declared: &str) -> Option<Kind> {
         ("application", "vnd.oasis.opendocument.spreadsheet") => Kind::Office(Office::Ods),
         ("application", "vnd.oasis.opendocument.presentation") => Kind::Office(Office::Odp),
         ("application", "ms-tnef" | "vnd.ms-tnef") => Kind::Tnef,
+        ("application", "vnd.ms-outlook" | "x-msg") => Kind::OutlookMessage,
         ("application", "pkcs7-signature" | "x-pkcs7-signature" | "pgp-signature") => Kind::Signature,
         ("application", "pkcs7-mime" | "x-pkcs7-mime") => Kind::SmimeBody,
         (
@@ -398,6 +416,7 @@ pub(crate) fn from_file_name(name: &str) -> Option<Kind> {
         "txt" | "text" | "csv" | "log" => Kind::Text,
         "htm" | "html" => Kind::Html,
         "rtf" => Kind::Office(Office::Rtf),
+        "msg" => Kind::OutlookMessage,
         "doc" | "dot" => Kind::Office(Office::Doc),
         "docx" | "docm" | "dotx" => Kind::Office(Office::Docx),
         "xls" | "xlt" => Kind::Office(Office::Xls),
@@ -543,6 +562,10 @@ pub(crate) mod tests {
         let ole = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0, 0];
         assert_eq!(detect(&ole, None, Some("Budget.XLS")), Kind::Office(Office::Xls));
         assert_eq!(detect(&ole, None, None), Kind::Office(Office::Ole));
+        // A damaged compound file named or declared as an Outlook message stays one, so
+        // it is rejected as a damaged message rather than sent to LibreOffice.
+        assert_eq!(detect(&ole, None, Some("Fwd.MSG")), Kind::OutlookMessage);
+        assert_eq!(detect(&ole, Some("application/vnd.ms-outlook"), None), Kind::OutlookMessage);
     }
 
     #[test]

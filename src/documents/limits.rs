@@ -1,8 +1,11 @@
 //! Resource limits and settings for one conversion: the page cap, the MIME walk bounds,
-//! byte budgets, the waits of the conversion pool and the settings later converters read.
+//! byte and pixel budgets, the waits of the conversion pool and the settings later
+//! converters read.
 
+use std::cell::Cell;
 use std::time::Duration;
 
+use super::kind::Refusal;
 use crate::config::{BodyMode, Documents, Paper};
 
 /// Default maximum number of MIME parts walked in one message, far above the few dozen
@@ -22,6 +25,15 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 25 * 1024 * 1024;
 /// Default maximum size of one decompressed PDF object or cross-reference stream while a
 /// document loads. The bound stops a small compressed file from inflating to gigabytes.
 pub const DEFAULT_MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default maximum pixels (width times height) of all images and TIFF pages of one
+/// message together. The 200 pages of the default page limit at fax "fine" resolution
+/// (1728 x 2200) use 760 million, so any fax-sized message fits. Each decoded pixel
+/// costs CPU time to decode and compress, so the budget bounds the work one message
+/// causes: without it, many images each under the per-image maximum could add up to
+/// minutes of CPU. A message over the budget is rejected with `550 5.6.1`.
+/// `documents.max_message_pixels` overrides it.
+pub const DEFAULT_MAX_MESSAGE_PIXELS: u64 = 1_000_000_000;
 
 /// Default maximum wait for a free conversion worker before the message gets
 /// `451 4.3.0`. An SMTP client waits 10 minutes for the reply to DATA (RFC 5321
@@ -47,6 +59,9 @@ pub struct Limits {
     pub max_total_bytes: usize,
     /// Maximum decompressed size in bytes of one PDF object or cross-reference stream.
     pub max_stream_bytes: usize,
+    /// Maximum pixels of all images and TIFF pages of one message together.
+    /// [`PixelBudget`] says which images count.
+    pub max_message_pixels: u64,
     /// Images inside messages with fewer pixels (width times height) are not faxed, so
     /// signature logos and tracking pixels stay out of the fax. Files given directly to
     /// [`super::files_to_pdf`] are not filtered by it.
@@ -76,6 +91,7 @@ impl Limits {
             max_document_bytes: max_bytes,
             max_total_bytes: max_bytes,
             min_image_pixels: settings.min_image_pixels,
+            max_message_pixels: settings.max_message_pixels,
             paper: settings.paper,
             body: settings.body,
             office_converter: settings.office_converter.clone(),
@@ -95,6 +111,7 @@ impl Default for Limits {
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             max_total_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
+            max_message_pixels: DEFAULT_MAX_MESSAGE_PIXELS,
             min_image_pixels: 40_000,
             paper: Paper::Letter,
             body: BodyMode::Ignore,
@@ -103,5 +120,40 @@ impl Default for Limits {
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             conversion_timeout: DEFAULT_CONVERSION_TIMEOUT,
         }
+    }
+}
+
+/// The pixels that the images and TIFF pages of one message may still use, taken from
+/// [`Limits::max_message_pixels`] as each one is converted.
+///
+/// Decoded images (PNG, GIF, BMP, WebP and TIFF pages in other compressions) count by
+/// their dimensions before they are decoded. CCITT TIFF pages count too although they
+/// are passed through, because every row is decoded to check the data. Their cost grows
+/// with their pixels, and a few kilobytes of CCITT data can describe millions of white
+/// pixels. JPEGs do not count: they are passed through with only their markers
+/// read, so their cost is bounded by their bytes (`max_total_bytes`), not their pixels.
+pub(crate) struct PixelBudget {
+    max: u64,
+    used: Cell<u64>,
+}
+
+impl PixelBudget {
+    pub(crate) fn new(max: u64) -> PixelBudget {
+        PixelBudget { max, used: Cell::new(0) }
+    }
+
+    /// Takes `width` x `height` pixels from the budget, or rejects the document whose
+    /// image or page would pass the maximum.
+    pub(crate) fn take(&self, width: u32, height: u32) -> Result<(), Refusal> {
+        let used = self.used.get().saturating_add(u64::from(width) * u64::from(height));
+        if used > self.max {
+            return Err(Refusal::Rejected(format!(
+                "the images and TIFF pages of the message have more than the maximum of {} pixels together; \
+                 send fewer or smaller images, or a PDF",
+                self.max
+            )));
+        }
+        self.used.set(used);
+        Ok(())
     }
 }

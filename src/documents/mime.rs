@@ -81,7 +81,18 @@ impl<'m> Walk<'_, 'm> {
 
         match &part.body {
             PartType::Multipart(children) => self.multipart(message, part, children, depth, referenced),
-            PartType::Message(nested) => self.message(nested, depth + 1),
+            PartType::Message(nested) => {
+                if !is_unreadable(nested) {
+                    return self.message(nested, depth + 1);
+                }
+                self.unreadable_message(message, part);
+                // mail-parser may have read the parts after the damaged start, such as the
+                // next attachment, into the nested message. Those parts are still walked.
+                if has_header_fields(nested) {
+                    return self.message(nested, depth + 1);
+                }
+                Ok(())
+            }
             _ => {
                 self.leaf(message, part, referenced);
                 Ok(())
@@ -166,6 +177,17 @@ impl<'m> Walk<'_, 'm> {
         self.document(Attachment { name, data, kind, damaged_encoding });
     }
 
+    /// Reports a forwarded message that does not start with a header section. It is
+    /// skipped like a `message/rfc822` part that mail-parser could not parse at all, so
+    /// the reply names it either way.
+    fn unreadable_message(&mut self, message: &Message<'_>, part: &'m MessagePart<'m>) {
+        self.leaves_seen += 1;
+        let name = file_name(message, part).unwrap_or_else(|| format!("attachment-{}", self.leaves_seen));
+        warn!(name = %name, "forwarded message does not start with a header section; skipped");
+        let reason = Kind::Message.skip_reason().unwrap_or("forwarded message that cannot be read");
+        self.skip(name, Kind::Message.mime_type().to_string(), reason.to_string());
+    }
+
     /// Takes the uuencoded files in a plain-text body as documents, in order.
     fn uuencoded_files(&mut self, text: &str) {
         for block in uuencode::find_blocks(text) {
@@ -213,6 +235,43 @@ impl<'m> Walk<'_, 'm> {
         debug!(name = %name, detected = %detected, reason = %reason, "part skipped");
         self.items.push(Item::Skipped(PartReport { name, detected, outcome: PartOutcome::Skipped { reason } }));
     }
+}
+
+/// Returns whether a forwarded message does not start with a header field, so its
+/// content is not a message.
+///
+/// mail-parser 0.11 returns such a `message/rfc822` part in one of three ways, depending
+/// on the bytes around it. It can be a text part, or a nested message without header
+/// fields, which an extra CR LF after the closing boundary gives (some SMTP clients send
+/// one). It can also be a nested message that took the header fields of the next part.
+/// The last two are checked here on the raw content where the nested header section
+/// starts.
+fn is_unreadable(nested: &Message<'_>) -> bool {
+    let Some(root) = nested.parts.first() else {
+        return true;
+    };
+    let content = nested.raw_message.get(root.offset_header as usize..).unwrap_or_default();
+    !has_header_fields(nested) || !starts_with_header_field(content)
+}
+
+fn has_header_fields(nested: &Message<'_>) -> bool {
+    nested.parts.first().is_some_and(|root| !root.headers.is_empty())
+}
+
+/// Returns whether the first line is a header field (a name of printable ASCII without
+/// a colon, then a colon) or the `From ` line of an mbox file.
+fn starts_with_header_field(content: &[u8]) -> bool {
+    let line_end = content.iter().position(|&byte| byte == b'\n').unwrap_or(content.len());
+    let line = &content[..line_end];
+    if line.starts_with(b"From ") {
+        return true;
+    }
+    let Some(colon) = line.iter().position(|&byte| byte == b':') else {
+        return false;
+    };
+    // The obsolete syntax of RFC 5322 allows white space between the name and the colon.
+    let name = line[..colon].trim_ascii_end();
+    !name.is_empty() && name.iter().all(|&byte| (33..=126).contains(&byte))
 }
 
 fn message_rejected(reason: String) -> DocumentError {
@@ -357,6 +416,17 @@ mod tests {
         let referenced = referenced_content_ids(&message);
         assert!(referenced.contains("logo@x"), "{referenced:?}");
         assert!(referenced.contains("two@x"), "{referenced:?}");
+    }
+
+    #[test]
+    fn header_field_lines_recognized() {
+        assert!(starts_with_header_field(b"From: a@example.com\r\nSubject: x\r\n"));
+        assert!(starts_with_header_field(b"Subject : obsolete spacing\r\n"));
+        assert!(starts_with_header_field(b"From alice@example.com Sat Dec  5 00:00:00 2026\n"));
+        assert!(!starts_with_header_field(b"this attachment is not a valid eml, sorry!\r\n"));
+        assert!(!starts_with_header_field(b"\r\nbody without header fields\r\n"));
+        assert!(!starts_with_header_field(b": no name\r\n"));
+        assert!(!starts_with_header_field(b""));
     }
 
     #[test]

@@ -7,20 +7,23 @@
 //! cannot be faxed rejects the message, and the error names it.
 //!
 //! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
-//! for files inside text bodies), and `tnef` replaces `winmail.dat` files by their
-//! attachments. Then `kind` detects each document's kind and dispatches it to a
-//! converter: `pdf` (with `flatten` for filled-in forms and `pagefit` to fit its pages
-//! to the portrait paper), `tiff`, `image`, `text`, or `office` through LibreOffice,
-//! whose PDF goes through `pdf`. Last, `merge` joins the pages.
+//! for files inside text bodies). `tnef` and `msg` replace `winmail.dat` and Outlook
+//! `.msg` files by their attachments. Then `kind` detects each document's kind and
+//! dispatches it to a converter: `pdf` (with `flatten` for filled-in forms and
+//! `pagefit` to fit its pages to the portrait paper), `tiff`, `image`, `text`, or
+//! `office` through LibreOffice (with `html` to sanitize HTML attachments), whose PDF
+//! goes through `pdf`. Last, `merge` joins the pages.
 
 mod error;
 mod filename;
 mod flatten;
+mod html;
 mod image;
 mod kind;
 mod limits;
 mod merge;
 mod mime;
+mod msg;
 pub mod office;
 mod pagefit;
 mod pdf;
@@ -36,11 +39,12 @@ use mail_parser::MessageParser;
 use tracing::{debug, error, info};
 
 pub use error::DocumentError;
-pub use limits::Limits;
+pub use limits::{DEFAULT_MAX_MESSAGE_PIXELS, Limits};
 pub use pool::convert_message;
 
 use crate::config::BodyMode;
-use kind::Refusal;
+use kind::{Kind, Refusal};
+use limits::PixelBudget;
 use mime::{Attachment, Item};
 
 /// Name reported for the text/HTML body parts of a message.
@@ -81,6 +85,21 @@ impl PartReport {
     /// Returns whether this report is for the text/HTML body rather than an attachment.
     pub fn is_body(&self) -> bool {
         self.name == BODY_NAME
+    }
+
+    /// Returns whether this part is a forwarded message that was skipped because it
+    /// cannot be read, so any documents inside it are missing from the fax.
+    pub fn is_unread_forwarded_message(&self) -> bool {
+        self.detected == Kind::Message.mime_type() && matches!(self.outcome, PartOutcome::Skipped { .. })
+    }
+}
+
+impl Converted {
+    /// Returns a line for the SMTP reply that accepts this message, naming the forwarded
+    /// messages that were skipped because they cannot be read. `None` when there are
+    /// none. The line is printable ASCII.
+    pub fn unread_forwarded_notice(&self) -> Option<String> {
+        error::unread_forwarded_text(&self.parts)
     }
 }
 
@@ -137,6 +156,7 @@ fn convert_items(items: Vec<Item<'_>>, limits: &Limits) -> Result<Converted, Doc
     let mut documents = Vec::new();
     let mut total_pages: u32 = 0;
     let mut total_bytes: usize = 0;
+    let pixels = PixelBudget::new(limits.max_message_pixels);
 
     for item in items {
         let attachment = match item {
@@ -160,8 +180,9 @@ fn convert_items(items: Vec<Item<'_>>, limits: &Limits) -> Result<Converted, Doc
         }
 
         let page_budget = limits.max_pages.saturating_sub(total_pages);
-        let converted =
-            catch_unwind(AssertUnwindSafe(|| kind::convert(attachment.kind, &attachment.data, limits, page_budget)));
+        let converted = catch_unwind(AssertUnwindSafe(|| {
+            kind::convert(attachment.kind, &attachment.data, limits, page_budget, &pixels)
+        }));
         let pages = match converted {
             Ok(Ok(pages)) => pages,
             Ok(Err(Refusal::Rejected(reason))) => {

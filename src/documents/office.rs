@@ -1,5 +1,6 @@
-//! Converting Office documents (Word, Excel, PowerPoint, OpenDocument, RTF) to PDF with
-//! headless LibreOffice (`documents.office_converter`, `soffice` by default).
+//! Converting Office documents (Word, Excel, PowerPoint, OpenDocument, RTF) and HTML
+//! attachments to PDF with headless LibreOffice (`documents.office_converter`, `soffice`
+//! by default). HTML is sanitized by [`html`] before LibreOffice opens it.
 //!
 //! Each conversion runs in a temporary folder of its own with a fresh LibreOffice
 //! profile (`-env:UserInstallation`) and a private HOME and TMPDIR, because concurrent
@@ -22,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use super::Limits;
 use super::kind::{Office, Refusal};
+use super::{Limits, html};
 use super::pdf::{self, PdfPages};
 
 /// Maximum LibreOffice conversions at once. Each keeps a CPU busy and, as an estimate,
@@ -43,6 +44,10 @@ const MAX_LOGGED_OUTPUT: usize = 2000;
 /// Reason given when the converter is not installed.
 pub(crate) const NOT_AVAILABLE: &str =
     "Office documents cannot be converted on this server; send PDF, TIFF, JPEG or PNG";
+
+/// Reason given for an HTML attachment when the converter is not installed.
+pub(crate) const HTML_NOT_AVAILABLE: &str =
+    "HTML documents cannot be converted on this server; print the page to PDF and send that";
 
 static SLOTS: Slots = Slots { used: Mutex::new(0), freed: Condvar::new() };
 
@@ -109,9 +114,53 @@ pub fn probe(limits: &Limits) -> Option<String> {
 /// Converts one Office document to PDF pages.
 pub(crate) fn convert(office: Office, data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
     check_container(office, data)?;
+    let input = Input { extension: extension(office), import_filter: None, convert_to: "pdf", label: office.label() };
+    run_conversion(&input, data, limits, page_budget, NOT_AVAILABLE)
+}
+
+/// Converts an HTML attachment to PDF pages. The HTML is sanitized first, so LibreOffice
+/// finds no external resource to fetch.
+pub(crate) fn convert_html(data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
+    let sanitized = html::sanitize(data)?;
+    // Without an import filter LibreOffice opens HTML in Writer/Web, whose PDF export
+    // (LibreOffice 7.4) drops headings and breaks pages early. The Writer import filter
+    // lays the HTML out on ordinary pages.
+    // The pages come out in the locale's default size (A4 under C.UTF-8) and are
+    // fitted to `documents.paper` when the PDF is loaded, as for other Office files.
+    let input = Input {
+        extension: "html",
+        import_filter: Some("HTML (StarWriter)"),
+        convert_to: "pdf:writer_pdf_Export",
+        label: "HTML",
+    };
+    run_conversion(&input, &sanitized, limits, page_budget, HTML_NOT_AVAILABLE)
+}
+
+/// The input file of one conversion and the import filter that opens it.
+struct Input {
+    /// File name extension of the input file.
+    extension: &'static str,
+    /// LibreOffice import filter, when the one it picks by content is not wanted.
+    import_filter: Option<&'static str>,
+    /// Argument of `--convert-to`: the output format, with the export filter when the
+    /// import filter needs a matching one.
+    convert_to: &'static str,
+    /// Format name for the log.
+    label: &'static str,
+}
+
+/// Runs the converter on `data` and checks its output as an attached PDF.
+/// `not_available` is the reason given when the converter is not installed.
+fn run_conversion(
+    input: &Input,
+    data: &[u8],
+    limits: &Limits,
+    page_budget: u32,
+    not_available: &str,
+) -> Result<PdfPages, Refusal> {
     let Some(program) = find_program(&limits.office_converter) else {
         info!(converter = %limits.office_converter, "office converter not found");
-        return Err(Refusal::Rejected(NOT_AVAILABLE.to_string()));
+        return Err(Refusal::Rejected(not_available.to_string()));
     };
     let Some(_slot) = SLOTS.acquire(limits.office_timeout) else {
         warn!(wait = ?limits.office_timeout, "no office conversion slot became free in time");
@@ -122,17 +171,18 @@ pub(crate) fn convert(office: Office, data: &[u8], limits: &Limits, page_budget:
         .prefix("faxgate-office-")
         .tempdir()
         .map_err(|error| internal(format!("creating a temporary folder failed: {error}")))?;
-    let input = folder.path().join(format!("document.{}", extension(office)));
+    let input_path = folder.path().join(format!("document.{}", input.extension));
     let output_dir = folder.path().join("out");
-    std::fs::write(&input, data).map_err(|error| internal(format!("writing the document failed: {error}")))?;
+    std::fs::write(&input_path, data).map_err(|error| internal(format!("writing the document failed: {error}")))?;
 
     let mut command = Command::new(&program);
     command
         .arg(format!("-env:UserInstallation={}", file_url(&folder.path().join("profile"))))
-        .args(["--headless", "--invisible", "--nologo", "--norestore", "--nodefault", "--nolockcheck"])
-        .args(["--convert-to", "pdf", "--outdir"])
-        .arg(&output_dir)
-        .arg(&input);
+        .args(["--headless", "--invisible", "--nologo", "--norestore", "--nodefault", "--nolockcheck"]);
+    if let Some(filter) = input.import_filter {
+        command.arg(format!("--infilter={filter}"));
+    }
+    command.args(["--convert-to", input.convert_to, "--outdir"]).arg(&output_dir).arg(&input_path);
 
     let started = Instant::now();
     let run = run_isolated(command, folder.path(), limits.office_timeout)
@@ -169,7 +219,7 @@ pub(crate) fn convert(office: Office, data: &[u8], limits: &Limits, page_budget:
     if pages.pages.is_empty() {
         return Err(Refusal::Rejected("the converted document has no pages".to_string()));
     }
-    info!(format = office.label(), pages = pages.pages.len(), elapsed = ?started.elapsed(), "office document converted");
+    info!(format = input.label, pages = pages.pages.len(), elapsed = ?started.elapsed(), "office document converted");
     Ok(pages)
 }
 

@@ -150,9 +150,19 @@ fn broken_forwarded_message_skipped() {
         &[text_part("hi"), broken, pdf_attachment("after.pdf", &build_pdf("a", &[(100, 100)]))],
     );
 
-    let converted = message_to_pdf(&message(&root), &Limits::default()).unwrap();
+    let mut with_extra_crlf = message(&root);
+    with_extra_crlf.extend_from_slice(b"\r\n");
 
-    assert_eq!(faxed_names(&converted), vec!["after.pdf"]);
+    for raw in [message(&root), with_extra_crlf] {
+        let converted = message_to_pdf(&raw, &Limits::default()).unwrap();
+
+        assert_eq!(faxed_names(&converted), vec!["after.pdf"]);
+        assert_eq!(skip_reason(&converted.parts, "broken.eml"), "forwarded message that cannot be read");
+        assert_eq!(
+            converted.unread_forwarded_notice().as_deref(),
+            Some("not faxed, forwarded message that cannot be read: broken.eml. Attach the documents directly")
+        );
+    }
 }
 
 #[test]

@@ -966,6 +966,117 @@ fn eml_without_documents() {
     }
 }
 
+// Pixel budget of a message
+
+/// Encodes a white grey image of `width` x `height` pixels in `format`.
+fn encoded_image(width: u32, height: u32, format: ::image::ImageFormat) -> Vec<u8> {
+    let image = ::image::GrayImage::from_pixel(width, height, ::image::Luma([255]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, format).unwrap();
+    bytes.into_inner()
+}
+
+fn png_attachment(name: &str, data: &[u8]) -> String {
+    part(&format!("image/png; name=\"{name}\""), Some(&format!("attachment; filename=\"{name}\"")), data)
+}
+
+#[test]
+fn images_over_message_pixel_budget_rejected() {
+    // Three images of 90,000 pixels each. Each fits the budget of 200,000 alone, and
+    // the third passes it after the first two.
+    let png = encoded_image(300, 300, ::image::ImageFormat::Png);
+    let root = multipart(
+        "mixed",
+        "b",
+        &[
+            text_part("three scans"),
+            png_attachment("first.png", &png),
+            png_attachment("second.png", &png),
+            png_attachment("third.png", &png),
+        ],
+    );
+    let limits = Limits { max_message_pixels: 200_000, ..Limits::default() };
+
+    let error = message_to_pdf(&message(&root), &limits).unwrap_err();
+
+    let reply = error.smtp_reply();
+    assert_eq!(reply.code, 550, "{}", reply.text);
+    assert_eq!(reply.status, "5.6.1");
+    assert!(reply.text.starts_with("cannot fax third.png: "), "{}", reply.text);
+    assert!(reply.text.contains("more than the maximum of 200000 pixels together"), "{}", reply.text);
+
+    let converted = message_to_pdf(&message(&root), &Limits::default()).unwrap();
+    assert_eq!(converted.pages, 3, "the default budget takes all three");
+}
+
+#[test]
+fn each_image_alone_fits_pixel_budget() {
+    let png = encoded_image(300, 300, ::image::ImageFormat::Png);
+    let limits = Limits { max_message_pixels: 200_000, ..Limits::default() };
+
+    for name in ["first.png", "second.png", "third.png"] {
+        let root = multipart("mixed", "b", &[text_part("one scan"), png_attachment(name, &png)]);
+        let converted = message_to_pdf(&message(&root), &limits).unwrap();
+        assert_eq!(converted.pages, 1, "{name}");
+    }
+}
+
+#[test]
+fn ccitt_tiff_pages_count_against_pixel_budget() {
+    // Three G3 pages of 1728 x 2200 pixels: 11.4 million together.
+    let tiff = sample("tiff/pillow-g3-fine-multipage-pagecount0.tif");
+    let files = vec![("fax.tif".to_string(), tiff)];
+
+    let limits = Limits { max_message_pixels: 5_000_000, ..Limits::default() };
+    let (file, reason) = expect_rejected(files_to_pdf(&files, &limits));
+    assert_eq!(file, "fax.tif");
+    assert!(reason.contains("maximum of 5000000 pixels"), "{reason}");
+
+    let limits = Limits { max_message_pixels: 12_000_000, ..Limits::default() };
+    assert_eq!(files_to_pdf(&files, &limits).unwrap().pages, 3);
+}
+
+#[test]
+fn passed_through_jpeg_not_counted_in_pixel_budget() {
+    let jpeg = encoded_image(300, 300, ::image::ImageFormat::Jpeg);
+    let png = encoded_image(300, 300, ::image::ImageFormat::Png);
+    let limits = Limits { max_message_pixels: 100_000, ..Limits::default() };
+
+    let files = vec![
+        ("photo1.jpg".to_string(), jpeg.clone()),
+        ("photo2.jpg".to_string(), jpeg),
+        ("scan.png".to_string(), png.clone()),
+    ];
+    assert_eq!(files_to_pdf(&files, &limits).unwrap().pages, 3);
+
+    let files = vec![("scan1.png".to_string(), png.clone()), ("scan2.png".to_string(), png)];
+    let (file, _) = expect_rejected(files_to_pdf(&files, &limits));
+    assert_eq!(file, "scan2.png");
+}
+
+#[test]
+fn unreadable_forward_reported_with_or_without_final_crlf() {
+    // mail-parser returns the broken part as text without the extra CR LF and as a
+    // message without header fields with it; both must be reported the same way.
+    let eml = sample("eml/broken-rfc822-attachment.eml");
+    let mut with_extra_crlf = eml.clone();
+    with_extra_crlf.extend_from_slice(b"\r\n");
+
+    for (label, raw) in [("as saved", eml), ("with an extra CR LF", with_extra_crlf)] {
+        let error = message_to_pdf(&raw, &Limits::default()).unwrap_err();
+        let reply = error.smtp_reply();
+        assert_eq!(reply.code, 554, "{label}: {}", reply.text);
+        assert!(reply.text.contains("skipped: broken.eml (forwarded message that cannot be read)"), "{label}: {}", reply.text);
+
+        let DocumentError::NoDocument { skipped } = error else {
+            panic!("{label}: expected no document");
+        };
+        assert_eq!(skip_reason(&skipped, "broken.eml"), "forwarded message that cannot be read", "{label}");
+        let report = skipped.iter().find(|part| part.name == "broken.eml").unwrap();
+        assert_eq!(report.detected, "message/rfc822", "{label}");
+    }
+}
+
 // Panics and the pool
 
 #[test]

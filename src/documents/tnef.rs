@@ -1,5 +1,6 @@
 //! Outlook's TNEF container (`winmail.dat`, `application/ms-tnef`): decoding it and
 //! putting the files inside through the same type detection as other attachments.
+//! [`expand`] opens Outlook message files (`.msg`, read by `msg`) the same way.
 //!
 //! A TNEF stream is a signature (0x223E9F78, little-endian), a 16-bit key and a list of
 //! attribute records: a level byte, a 32-bit attribute ID, a 32-bit length, the data and
@@ -17,8 +18,9 @@ use std::borrow::Cow;
 use tracing::{debug, warn};
 
 use super::kind::{self, Kind};
-use super::text::windows_1252;
 use super::mime::{Attachment, Item};
+use super::msg;
+use super::text::windows_1252;
 use super::{DocumentError, Limits, PartOutcome, PartReport};
 
 /// The TNEF signature as stored: 0x223E9F78 in little-endian byte order.
@@ -157,8 +159,8 @@ pub(crate) fn expand<'m>(items: Vec<Item<'m>>, limits: &Limits) -> Result<Vec<It
     let mut expanded = Vec::with_capacity(items.len());
     for item in items {
         match item {
-            Item::Document(attachment) if attachment.kind == Kind::Tnef => {
-                expand_one(&attachment.name, &attachment.data, limits, 0, &mut expanded)?;
+            Item::Document(attachment) if is_container(attachment.kind) => {
+                expand_one(&attachment.name, attachment.kind, &attachment.data, limits, 0, &mut expanded)?;
             }
             other => expanded.push(other),
         }
@@ -166,8 +168,16 @@ pub(crate) fn expand<'m>(items: Vec<Item<'m>>, limits: &Limits) -> Result<Vec<It
     Ok(expanded)
 }
 
+/// Returns whether files of this kind are replaced by the files inside them.
+fn is_container(kind: Kind) -> bool {
+    matches!(kind, Kind::Tnef | Kind::OutlookMessage)
+}
+
+/// Replaces a TNEF stream or an Outlook message file (`container_kind`) by the files
+/// inside it, opening containers inside it in turn.
 fn expand_one<'m>(
     container: &str,
+    container_kind: Kind,
     data: &[u8],
     limits: &Limits,
     depth: usize,
@@ -175,18 +185,25 @@ fn expand_one<'m>(
 ) -> Result<(), DocumentError> {
     let rejected = |reason: String| DocumentError::Rejected { file: container.to_string(), reason };
     if depth >= limits.max_depth {
-        return Err(rejected(format!("its TNEF files are nested more than {} levels deep", limits.max_depth)));
+        return Err(rejected(format!(
+            "its winmail.dat and Outlook message files are nested more than {} levels deep",
+            limits.max_depth
+        )));
     }
-    let files = decode(data, limits).map_err(|reason| {
-        warn!(name = %container, reason = %reason, "TNEF file rejected");
+    let (files, empty_reason) = match container_kind {
+        Kind::OutlookMessage => (msg::decode(data, limits), "Outlook message without attachments"),
+        _ => (decode(data, limits), "winmail.dat without attachments"),
+    };
+    let files = files.map_err(|reason| {
+        warn!(name = %container, reason = %reason, "container file rejected");
         rejected(reason)
     })?;
-    debug!(name = %container, attachments = files.len(), "TNEF file decoded");
+    debug!(name = %container, kind = ?container_kind, attachments = files.len(), "container file opened");
     if files.is_empty() {
         output.push(Item::Skipped(PartReport {
             name: container.to_string(),
-            detected: Kind::Tnef.mime_type().to_string(),
-            outcome: PartOutcome::Skipped { reason: "winmail.dat without attachments".to_string() },
+            detected: container_kind.mime_type().to_string(),
+            outcome: PartOutcome::Skipped { reason: empty_reason.to_string() },
         }));
         return Ok(());
     }
@@ -199,8 +216,8 @@ fn expand_one<'m>(
         if kind == Kind::Unknown && looks_like_text(&file.data) {
             kind = Kind::Text;
         }
-        if kind == Kind::Tnef {
-            expand_one(&name, &file.data, limits, depth + 1, output)?;
+        if is_container(kind) {
+            expand_one(&name, kind, &file.data, limits, depth + 1, output)?;
             continue;
         }
         let detected = kind.mime_type().to_string();
@@ -299,7 +316,7 @@ fn is_plausible_record_start(data: &[u8], at: usize) -> bool {
 
 /// Decodes a NUL-terminated name in the sender's code page. UTF-8 is taken as is, other
 /// bytes as Windows-1252, the code page of most Western Outlook installations.
-fn code_page_text(data: &[u8]) -> String {
+pub(crate) fn code_page_text(data: &[u8]) -> String {
     let end = data.iter().position(|&byte| byte == 0).unwrap_or(data.len());
     let bytes = &data[..end];
     match std::str::from_utf8(bytes) {

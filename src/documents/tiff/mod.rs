@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use super::Limits;
 use super::image::{ImagePage, MAX_DOCUMENT_PIXELS, MAX_PAGE_PIXELS, PlacedImage, build_document, flate_image};
 use super::kind::Refusal;
+use super::limits::PixelBudget;
 use super::pdf::PdfPages;
 
 use ccitt::Params as CcittParams;
@@ -174,8 +175,14 @@ fn damaged(detail: &str) -> Refusal {
     Refusal::Rejected(format!("the TIFF is damaged: {detail}"))
 }
 
-/// Converts a TIFF file to PDF pages, one per IFD.
-pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<PdfPages, Refusal> {
+/// Converts a TIFF file to PDF pages, one per IFD. Every page takes its pixels from
+/// `message_pixels`, CCITT pages included.
+pub(crate) fn load(
+    data: &[u8],
+    limits: &Limits,
+    page_budget: u32,
+    message_pixels: &PixelBudget,
+) -> Result<PdfPages, Refusal> {
     let little_endian = match data.get(..4) {
         Some(b"II*\0") => true,
         Some(b"MM\0*") => false,
@@ -209,6 +216,7 @@ pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<Pdf
                 "its pages have more than the maximum of {MAX_DOCUMENT_PIXELS} pixels together"
             )));
         }
+        message_pixels.take(page.width, page.length)?;
         let images = match page.compression {
             2..=4 => ccitt_images(&file, page, &structure_starts)?,
             6 => {
