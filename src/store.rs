@@ -75,7 +75,7 @@ impl Store {
         &self.pool
     }
 
-    /// The group-commit writer that the queues write through.
+    /// Returns the group-commit writer that the queues write through.
     pub(crate) fn writer(&self) -> &Writer {
         &self.writer
     }

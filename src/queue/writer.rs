@@ -18,9 +18,11 @@
 //! request's statements must be safe to run twice: they run in a transaction that was
 //! rolled back, then again.
 //!
-//! Writes from this process never wait in SQLite's busy handler for each other. The
-//! CLI's writes come from another process and still do, on both sides, within the
-//! store's busy timeout.
+//! The writes that go through the writer (enqueues, worker state changes, delivery
+//! report records and received webhooks) do not wait in SQLite's busy handler for each
+//! other. Administrator changes (queue retry and delete, mappings) use the pool, and the
+//! CLI writes from another process, so the writer and they may still wait for each
+//! other there, within the store's busy timeout.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,9 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::QueueError;
 
-/// Maximum requests committed in one transaction. With 50 SMTP sessions a batch holds
-/// at most 50 messages, so this bound matters only for bursts of worker updates. It
-/// keeps the write lock, which the CLI also needs, held for a few milliseconds at most.
+/// Maximum requests committed in one transaction. It bounds how long one batch keeps
+/// the write lock, which the CLI also needs, and how much a batch run again request by
+/// request costs. With 50 SMTP sessions a batch contains at most 50 messages and the
+/// workers' updates.
 pub(crate) const MAX_BATCH: usize = 64;
 
 /// Requests that may wait for the writer before [`Writer::write`] itself waits for room.
@@ -146,7 +149,7 @@ where
 }
 
 /// The writer task: takes every request waiting, up to [`MAX_BATCH`], commits them
-/// together and answers each, until every [`Writer`] is dropped.
+/// together and sends each its result, until every [`Writer`] is dropped.
 async fn run(mut connection: SqliteConnection, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -211,7 +214,7 @@ mod tests {
 
     use super::*;
 
-    /// A connection to a new database with one table, `numbers (value NOT NULL)`.
+    /// Opens a new database with one table, `numbers (value NOT NULL)`.
     async fn numbers_database(dir: &Path) -> SqliteConnection {
         let options = SqliteConnectOptions::new()
             .filename(dir.join("numbers.db"))
