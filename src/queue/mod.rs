@@ -589,7 +589,7 @@ impl Queue {
         let claimed =
             self.writer().write(None, self.clone(), |conn, queue| Box::pin(queue.claim_due_with(conn))).await?;
         if let Some(job) = &claimed {
-            let reason = self.claim_reason(job);
+            let reason = claim_reason(job);
             log_change(job, JobState::Submitting, None, &reason);
         }
         Ok(claimed)
@@ -616,16 +616,8 @@ impl Queue {
             return Ok(None);
         };
         let job = self.job_from_row(&row)?;
-        insert_event(conn, &job.id, now, JobState::Submitting, &self.claim_reason(&job)).await?;
+        insert_event(conn, &job.id, now, JobState::Submitting, &claim_reason(&job)).await?;
         Ok(Some(job))
-    }
-
-    fn claim_reason(&self, job: &Job) -> String {
-        if job.needs_lookup {
-            format!("attempt {}: looking up the fax before any resend", job.attempts)
-        } else {
-            format!("attempt {}", job.attempts)
-        }
     }
 
     /// Returns how long until the next `queued` job is due, or `None` when there is none.
@@ -800,6 +792,15 @@ impl Queue {
     /// be created before the queue is checked, so that a wake-up in between is not lost.
     pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.inner.notify.notified()
+    }
+}
+
+/// The history reason of a claim.
+fn claim_reason(job: &Job) -> String {
+    if job.needs_lookup {
+        format!("attempt {}: looking up the fax before any resend", job.attempts)
+    } else {
+        format!("attempt {}", job.attempts)
     }
 }
 
