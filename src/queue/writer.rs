@@ -166,8 +166,11 @@ async fn commit_batch(connection: &mut SqliteConnection, batch: &mut [Box<dyn Pe
     match result {
         Ok(()) => batch.iter_mut().for_each(|request| request.answer(None)),
         Err(err) if batch.len() == 1 => batch[0].answer(Some(err)),
+        // NOTE: when BEGIN itself fails, because another process kept the write lock past
+        // the busy timeout, no request is at fault, yet each is tried again and may wait
+        // the busy timeout once more.
         Err(err) => {
-            tracing::warn!(requests = batch.len(), error = %err, "a group commit failed; committing its requests one by one");
+            tracing::warn!(requests = batch.len(), error = %err, "group commit failed, so its requests are committed one by one");
             for request in batch.iter_mut() {
                 let result = commit_together(connection, std::slice::from_mut(request)).await;
                 request.answer(result.err());
