@@ -10,8 +10,8 @@
 //! Batching limits: a batch takes every request waiting when the writer becomes free,
 //! at most [`MAX_BATCH`]. Such a batch costs one folder fsync per distinct folder and
 //! one WAL fsync, shared by all its requests. A request that arrives while a batch is
-//! committed waits for the next one, so no request waits for more than one batch
-//! besides its own.
+//! committed waits for the next one. When more than [`MAX_BATCH`] requests wait, the
+//! later ones go into later batches, in the order they arrived.
 //!
 //! When a batch fails, its requests are run again one by one, each in its own
 //! transaction, so that only the request at fault gets the error. That is why a
