@@ -90,18 +90,21 @@ impl Reporter {
             FaxStatus::Failure => "FAILURE",
             _ => return Ok(None),
         };
-        sqlx::query(
-            "INSERT INTO fax_results (fax_id, job_label, status, fax, received_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (fax_id) DO UPDATE SET status = excluded.status, fax = excluded.fax, \
-             job_label = COALESCE(excluded.job_label, job_label)",
-        )
-        .bind(&details.id)
-        .bind(&details.job_label)
-        .bind(status)
-        .bind(details_to_json(details).to_string())
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
+        let row = (details.id.clone(), details.job_label.clone(), status, details_to_json(details).to_string());
+        let store_result = self.inner.store.writer().write(None, row, |conn, (fax_id, job_label, status, fax)| {
+            let query = sqlx::query(
+                "INSERT INTO fax_results (fax_id, job_label, status, fax, received_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (fax_id) DO UPDATE SET status = excluded.status, fax = excluded.fax, \
+                 job_label = COALESCE(excluded.job_label, job_label)",
+            )
+            .bind(fax_id)
+            .bind(job_label)
+            .bind(*status)
+            .bind(fax)
+            .bind(now_ms());
+            Box::pin(async move { query.execute(conn).await.map(drop).map_err(QueueError::from) })
+        });
+        store_result.await?;
         self.inner.queue.record_fax_result(&details.record()).await
     }
 
@@ -208,17 +211,21 @@ impl Reporter {
                 Err(err) => tracing::error!(job_id = %job.id, error = %err, "cannot write the delivery report"),
             }
         }
-        sqlx::query(
-            "INSERT INTO fax_reports (job_id, version, outcome, email_job_id, decided_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&job.id)
-        .bind(version)
-        .bind(outcome)
-        .bind(&email_job_id)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
+        let row = (job.id.clone(), version, outcome, email_job_id);
+        let store_decision =
+            self.inner.store.writer().write(None, row, |conn, (job_id, version, outcome, email_job_id)| {
+                let query = sqlx::query(
+                "INSERT INTO fax_reports (job_id, version, outcome, email_job_id, decided_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(job_id)
+            .bind(*version)
+            .bind(*outcome)
+            .bind(email_job_id)
+            .bind(now_ms());
+                Box::pin(async move { query.execute(conn).await.map(drop).map_err(QueueError::from) })
+            });
+        store_decision.await?;
         if success && notifications.attach_copy && !self.document_awaits_report(job).await? {
             self.inner.queue.release_completed_document(job).await;
         }

@@ -6,17 +6,24 @@
 //! replies `250`. Each
 //! module that keeps tables owns its schema as a list of idempotent statements, run
 //! here at open.
+//!
+//! Reads use a pool of connections. The queues write through one more connection, owned
+//! by the group-commit writer (`queue::writer`), so that their writes do not compete for
+//! SQLite's write lock.
 
 use std::path::Path;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::queue::writer::Writer;
+
 /// How long a statement waits for another connection's write lock, for example the
 /// CLI's while the daemon commits a job, before it fails with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections in the pool. SQLite admits one writer at a time; the others serve reads.
+/// The queue writer's connection comes on top.
 const MAX_CONNECTIONS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,11 +40,13 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    writer: Writer,
 }
 
 impl Store {
-    /// Opens (creating when missing) the database at `path` and brings its schema up
-    /// to date. The folder is created too.
+    /// Opens (creating when missing) the database at `path`, brings its schema up to
+    /// date and starts the queue writer on the current tokio runtime. The folder is
+    /// created too.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -50,18 +59,25 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        let open_error = |source| StoreError::Open { path: path.display().to_string(), source };
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
-        let store = Store { pool };
+            .map_err(open_error)?;
+        let writer = Writer::start(&options).await.map_err(open_error)?;
+        let store = Store { pool, writer };
         store.migrate().await?;
         Ok(store)
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Returns the group-commit writer that the queues write through.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
     }
 
     /// Runs every module's schema statements; each is `CREATE ... IF NOT EXISTS`.

@@ -63,6 +63,37 @@ async fn enqueue_is_visible_to_second_store() {
     assert_eq!(history[0].reason, "accepted from <alice@example.com> in SMTP session session-1");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enqueues_all_commit() {
+    const SESSIONS: usize = 50;
+    let harness = Harness::new(Duration::from_secs(3600)).await;
+    let document = |session: usize| format!("%PDF-1.4 document of session {session}").into_bytes();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for session in 0..SESSIONS {
+        let queue = harness.queue.clone();
+        let pdf = document(session);
+        tasks.spawn(async move {
+            let mut request = request(&[TO]);
+            request.session_id = format!("session-{session}");
+            (session, queue.enqueue_faxes(request, &pdf).await)
+        });
+    }
+    let results = tasks.join_all().await;
+
+    assert_eq!(results.len(), SESSIONS);
+    for (session, result) in results {
+        let ids = result.unwrap_or_else(|err| panic!("enqueue of session {session} failed: {err}"));
+        assert_eq!(ids.len(), 1, "session {session}");
+        let job = harness.queue.job(&ids[0]).await.unwrap().expect("the returned id is stored");
+        assert_eq!(job.session_id, format!("session-{session}"));
+        assert_eq!(std::fs::read(&job.document).unwrap(), document(session), "session {session}");
+    }
+    assert_eq!(harness.queue.list(None).await.unwrap().len(), SESSIONS);
+    let spool_files = std::fs::read_dir(harness.dir.path().join("spool")).unwrap().count();
+    assert_eq!(spool_files, SESSIONS, "one document per message and no temporary files");
+}
+
 #[tokio::test]
 async fn enqueue_rejects_empty_request() {
     let harness = Harness::new(Duration::from_secs(60)).await;

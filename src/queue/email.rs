@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use tokio::sync::Notify;
 
 use super::{QueueError, now_ms, spool, time_from_ms};
@@ -241,45 +241,24 @@ impl EmailQueue {
         self.inner.store.pool()
     }
 
-    /// Stores a rendered message and its job, both flushed to disk before this returns.
-    /// Returns the new job id, or `None` when a job with the same source exists; the
-    /// message is then discarded.
+    fn writer(&self) -> &super::writer::Writer {
+        self.inner.store.writer()
+    }
+
+    /// Stores a rendered message and its job, both flushed to disk before this returns:
+    /// the queue writer commits the job after it flushes the spool folder. Returns the
+    /// new job id, or `None` when a job with the same source exists; the message is then
+    /// discarded.
     pub async fn enqueue(&self, request: EmailRequest, message: &[u8]) -> Result<Option<String>, QueueError> {
         let id = ulid::Ulid::new().to_string();
         let name = format!("{id}.eml");
-        let path = spool::write_in_spool(&self.inner.spool_dir, name.clone(), message.to_vec()).await?;
+        let path = spool::stage_in_spool(&self.inner.spool_dir, name.clone(), message.to_vec()).await?;
 
         let now = now_ms();
         let expires_at = now.saturating_add(i64::try_from(self.inner.lifetime.as_millis()).unwrap_or(i64::MAX));
-        let result = async {
-            let mut tx = self.pool().begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO email_jobs (id, kind, source, state, reverse_path, recipient, message_id, subject, \
-                 message, created_at, updated_at, expires_at, attempts, next_attempt_at) \
-                 VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (source) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(request.kind.as_str())
-            .bind(&request.source)
-            .bind(&request.reverse_path)
-            .bind(&request.recipient)
-            .bind(&request.message_id)
-            .bind(&request.subject)
-            .bind(&name)
-            .bind(now)
-            .bind(now)
-            .bind(expires_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                return Ok::<bool, sqlx::Error>(false);
-            }
-            insert_event(&mut tx, &id, now, EmailState::Queued, &format!("{} email queued", request.kind)).await?;
-            tx.commit().await?;
-            Ok(true)
-        }
-        .await;
+        let row = JobRow { id: id.clone(), request: request.clone(), message: name, now, expires_at };
+        let result =
+            self.writer().write(Some(&self.inner.spool_dir), row, |conn, row| Box::pin(insert_job(conn, row))).await;
 
         match result {
             Ok(true) => {
@@ -302,7 +281,7 @@ impl EmailQueue {
             }
             Err(err) => {
                 remove_quietly(&path).await;
-                Err(err.into())
+                Err(err)
             }
         }
     }
@@ -461,8 +440,11 @@ impl EmailQueue {
     /// Claims the job that is due first: `queued` becomes `sending` and the attempt
     /// count goes up, committed before the caller contacts the relay.
     pub(crate) async fn claim_due(&self) -> Result<Option<EmailJob>, QueueError> {
+        self.writer().write(None, self.clone(), |conn, queue| Box::pin(queue.claim_due_with(conn))).await
+    }
+
+    async fn claim_due_with(&self, conn: &mut SqliteConnection) -> Result<Option<EmailJob>, QueueError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
         let row = sqlx::query(concat!(
             "UPDATE email_jobs SET state = 'sending', attempts = attempts + 1, updated_at = ? \
              WHERE id = (SELECT id FROM email_jobs WHERE state = 'queued' AND next_attempt_at <= ? \
@@ -472,15 +454,14 @@ impl EmailQueue {
         ))
         .bind(now)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let job = self.job_from_row(&row)?;
         let reason = format!("attempt {}", job.attempts);
-        insert_event(&mut tx, &job.id, now, EmailState::Sending, &reason).await?;
-        tx.commit().await?;
+        insert_event(conn, &job.id, now, EmailState::Sending, &reason).await?;
         Ok(Some(job))
     }
 
@@ -506,8 +487,8 @@ impl EmailQueue {
         Ok(recovered)
     }
 
-    /// Moves a job from `from` to `to` with a history row, in one transaction. Returns
-    /// `false` when the job was no longer in `from`.
+    /// Moves a job from `from` to `to` with a history row, in one transaction of the
+    /// queue writer. Returns `false` when the job was no longer in `from`.
     pub(crate) async fn transition(
         &self,
         job: &EmailJob,
@@ -517,26 +498,19 @@ impl EmailQueue {
         last_error: Option<&str>,
         reason: &str,
     ) -> Result<bool, QueueError> {
-        let now = now_ms();
-        let mut tx = self.pool().begin().await?;
-        let updated = sqlx::query(
-            "UPDATE email_jobs SET state = ?, updated_at = ?, next_attempt_at = COALESCE(?, next_attempt_at), \
-             last_error = COALESCE(?, last_error) WHERE id = ? AND state = ?",
-        )
-        .bind(to.as_str())
-        .bind(now)
-        .bind(next_attempt_at)
-        .bind(last_error)
-        .bind(&job.id)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
+        let update = StateUpdate {
+            id: job.id.clone(),
+            from,
+            to,
+            next_attempt_at,
+            last_error: last_error.map(str::to_owned),
+            reason: reason.to_owned(),
+        };
+        let updated = self.writer().write(None, update, |conn, update| Box::pin(update_state(conn, update))).await?;
+        if !updated {
             tracing::warn!(email_job_id = %job.id, expected = from.as_str(), "email job changed state elsewhere; its update was dropped");
             return Ok(false);
         }
-        insert_event(&mut tx, &job.id, now, to, reason).await?;
-        tx.commit().await?;
         tracing::info!(
             email_job_id = %job.id,
             kind = job.kind.as_str(),
@@ -621,8 +595,81 @@ impl EmailQueue {
     }
 }
 
+/// The row of one rendered message, for [`insert_job`].
+struct JobRow {
+    id: String,
+    request: EmailRequest,
+    /// The file name in the mail spool folder.
+    message: String,
+    now: i64,
+    expires_at: i64,
+}
+
+/// Inserts the job of `row` and its history row. Returns `false`, with nothing
+/// inserted, when a job with the same source exists.
+async fn insert_job(conn: &mut SqliteConnection, row: &JobRow) -> Result<bool, QueueError> {
+    let JobRow { id, request, message, now, expires_at } = row;
+    let inserted = sqlx::query(
+        "INSERT INTO email_jobs (id, kind, source, state, reverse_path, recipient, message_id, subject, \
+         message, created_at, updated_at, expires_at, attempts, next_attempt_at) \
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (source) DO NOTHING",
+    )
+    .bind(id)
+    .bind(request.kind.as_str())
+    .bind(&request.source)
+    .bind(&request.reverse_path)
+    .bind(&request.recipient)
+    .bind(&request.message_id)
+    .bind(&request.subject)
+    .bind(message)
+    .bind(now)
+    .bind(now)
+    .bind(expires_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_event(conn, id, *now, EmailState::Queued, &format!("{} email queued", request.kind)).await?;
+    Ok(true)
+}
+
+/// A state change of one email job, for [`update_state`].
+struct StateUpdate {
+    id: String,
+    from: EmailState,
+    to: EmailState,
+    next_attempt_at: Option<i64>,
+    last_error: Option<String>,
+    reason: String,
+}
+
+/// Moves a job from `update.from` to `update.to` and adds a history row. Returns
+/// `false`, with nothing changed, when the job was no longer in `update.from`.
+async fn update_state(conn: &mut SqliteConnection, update: &StateUpdate) -> Result<bool, QueueError> {
+    let now = now_ms();
+    let updated = sqlx::query(
+        "UPDATE email_jobs SET state = ?, updated_at = ?, next_attempt_at = COALESCE(?, next_attempt_at), \
+         last_error = COALESCE(?, last_error) WHERE id = ? AND state = ?",
+    )
+    .bind(update.to.as_str())
+    .bind(now)
+    .bind(update.next_attempt_at)
+    .bind(&update.last_error)
+    .bind(&update.id)
+    .bind(update.from.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_event(conn, &update.id, now, update.to, &update.reason).await?;
+    Ok(true)
+}
+
 async fn insert_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    conn: &mut SqliteConnection,
     job_id: &str,
     at: i64,
     state: EmailState,
@@ -633,7 +680,7 @@ async fn insert_event(
         .bind(at)
         .bind(state.as_str())
         .bind(reason)
-        .execute(&mut **tx)
+        .execute(conn)
         .await?;
     Ok(())
 }

@@ -27,9 +27,10 @@
 pub mod email;
 mod spool;
 mod worker;
+pub(crate) mod writer;
 
-pub(crate) use spool::write_atomic;
 pub use email::{EmailEvent, EmailJob, EmailKind, EmailQueue, EmailRequest, EmailState};
+pub(crate) use spool::{stage_in_spool, write_atomic};
 pub use worker::{RetryPolicy, run_workers};
 
 use std::fmt;
@@ -40,7 +41,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use tokio::sync::Notify;
 
 use crate::fax::{FaxRecord, FaxStatus};
@@ -222,6 +223,8 @@ pub enum QueueError {
     UnknownState(String),
     #[error("job {id} has an invalid stored value: {reason}")]
     Corrupt { id: String, reason: String },
+    #[error("the queue writer has stopped, so the change was not stored")]
+    WriterStopped,
 }
 
 /// A handle to the queue, cheap to clone.
@@ -316,9 +319,10 @@ impl Queue {
     }
 
     /// Stores an accepted message: writes the PDF to the spool, then inserts one job per
-    /// recipient and a history row for each in one transaction. Returns the job ids only
-    /// when both are on disk: the file is flushed and renamed and its folder flushed,
-    /// and the transaction is committed under `synchronous=FULL`.
+    /// recipient and a history row for each in one transaction, shared with the other
+    /// requests of the writer's batch. Returns the job ids only when both are on disk:
+    /// the file is flushed and renamed and its folder flushed, and the transaction is
+    /// committed under `synchronous=FULL`.
     ///
     /// A crash between the rename and the commit leaves a spool file that no job uses.
     /// [`run_workers`] removes such files at start.
@@ -331,7 +335,12 @@ impl Queue {
         }
 
         let document = self.write_document(pdf).await?;
-        let result = self.insert_jobs(&request, &document_name(&document)).await;
+        let rows =
+            JobRows { request: request.clone(), document: document_name(&document), lifetime_ms: self.lifetime_ms() };
+        let result = self
+            .writer()
+            .write(Some(&self.inner.spool_dir), rows, |conn, rows| Box::pin(insert_jobs(conn, rows)))
+            .await;
         match result {
             Ok(ids) => {
                 for (id, number) in ids.iter().zip(&request.recipients) {
@@ -358,45 +367,11 @@ impl Queue {
 
     async fn write_document(&self, pdf: &[u8]) -> Result<PathBuf, QueueError> {
         let name = format!("{}.pdf", ulid::Ulid::new());
-        spool::write_in_spool(&self.inner.spool_dir, name, pdf.to_vec()).await
+        spool::stage_in_spool(&self.inner.spool_dir, name, pdf.to_vec()).await
     }
 
-    async fn insert_jobs(&self, request: &FaxRequest, document: &str) -> Result<Vec<String>, QueueError> {
-        let now = now_ms();
-        let expires_at = now.saturating_add(self.lifetime_ms());
-        let reason = format!("accepted from <{}> in SMTP session {}", request.reverse_path, request.session_id);
-
-        let mut tx = self.pool().begin().await?;
-        let mut ids = Vec::with_capacity(request.recipients.len());
-        // A monotonic generator, so that the ids of one message sort in recipient order.
-        let mut generator = ulid::Generator::new();
-        for number in &request.recipients {
-            let id = generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string();
-            sqlx::query(
-                "INSERT INTO fax_jobs (id, state, session_id, message_id, reverse_path, sender, from_number, \
-                 to_number, pages, document, created_at, updated_at, expires_at, attempts, next_attempt_at) \
-                 VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-            )
-            .bind(&id)
-            .bind(&request.session_id)
-            .bind(&request.message_id)
-            .bind(&request.reverse_path)
-            .bind(&request.sender)
-            .bind(request.from_number.as_str())
-            .bind(number.as_str())
-            .bind(i64::from(request.pages))
-            .bind(document)
-            .bind(now)
-            .bind(now)
-            .bind(expires_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            insert_event(&mut tx, &id, now, JobState::Queued, &reason).await?;
-            ids.push(id);
-        }
-        tx.commit().await?;
-        Ok(ids)
+    fn writer(&self) -> &writer::Writer {
+        self.inner.store.writer()
     }
 
     pub async fn job(&self, id: &str) -> Result<Option<Job>, QueueError> {
@@ -611,8 +586,17 @@ impl Queue {
     /// Claims the job that is due first: `queued` becomes `submitting` and the attempt
     /// count goes up, committed before the caller calls the backend.
     pub(crate) async fn claim_due(&self) -> Result<Option<Job>, QueueError> {
+        let claimed =
+            self.writer().write(None, self.clone(), |conn, queue| Box::pin(queue.claim_due_with(conn))).await?;
+        if let Some(job) = &claimed {
+            let reason = claim_reason(job);
+            log_change(job, JobState::Submitting, None, &reason);
+        }
+        Ok(claimed)
+    }
+
+    async fn claim_due_with(&self, conn: &mut SqliteConnection) -> Result<Option<Job>, QueueError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
         let row = sqlx::query(concat!(
             "UPDATE fax_jobs SET state = 'submitting', \
              attempts = attempts + (CASE WHEN expires_at > ? THEN 1 ELSE 0 END), updated_at = ? \
@@ -626,20 +610,13 @@ impl Queue {
         .bind(now)
         .bind(now)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let job = self.job_from_row(&row)?;
-        let reason = if job.needs_lookup {
-            format!("attempt {}: looking up the fax before any resend", job.attempts)
-        } else {
-            format!("attempt {}", job.attempts)
-        };
-        insert_event(&mut tx, &job.id, now, JobState::Submitting, &reason).await?;
-        tx.commit().await?;
-        log_change(&job, JobState::Submitting, None, &reason);
+        insert_event(conn, &job.id, now, JobState::Submitting, &claim_reason(&job)).await?;
         Ok(Some(job))
     }
 
@@ -713,7 +690,7 @@ impl Queue {
     }
 
     /// Moves `job` from `from` to `to` with the fields of `change`, and adds a history
-    /// row, in one transaction. Returns `false` when the job was no longer in `from`,
+    /// row, in one transaction of the queue writer. Returns `false` when the job was no longer in `from`,
     /// which happens when another process changed it.
     async fn transition(
         &self,
@@ -723,29 +700,21 @@ impl Queue {
         change: Change<'_>,
         reason: &str,
     ) -> Result<bool, QueueError> {
-        let now = now_ms();
-        let mut tx = self.pool().begin().await?;
-        let updated = sqlx::query(
-            "UPDATE fax_jobs SET state = ?, updated_at = ?, fax_id = COALESCE(?, fax_id), \
-             last_error = COALESCE(?, last_error), next_attempt_at = COALESCE(?, next_attempt_at), \
-             needs_lookup = COALESCE(?, needs_lookup) WHERE id = ? AND state = ?",
-        )
-        .bind(to.as_str())
-        .bind(now)
-        .bind(change.fax_id)
-        .bind(change.last_error)
-        .bind(change.next_attempt_at)
-        .bind(change.needs_lookup)
-        .bind(&job.id)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
+        let update = StateUpdate {
+            id: job.id.clone(),
+            from,
+            to,
+            fax_id: change.fax_id.map(str::to_owned),
+            last_error: change.last_error.map(str::to_owned),
+            next_attempt_at: change.next_attempt_at,
+            needs_lookup: change.needs_lookup,
+            reason: reason.to_owned(),
+        };
+        let updated = self.writer().write(None, update, |conn, update| Box::pin(update_state(conn, update))).await?;
+        if !updated {
             tracing::warn!(job_id = %job.id, number = %job.to_number, expected = from.as_str(), "fax job changed state elsewhere; its update was dropped");
             return Ok(false);
         }
-        insert_event(&mut tx, &job.id, now, to, reason).await?;
-        tx.commit().await?;
 
         log_change(job, to, change.fax_id, reason);
         count_change(from, to);
@@ -826,8 +795,102 @@ impl Queue {
     }
 }
 
+/// The history reason of a claim.
+fn claim_reason(job: &Job) -> String {
+    if job.needs_lookup {
+        format!("attempt {}: looking up the fax before any resend", job.attempts)
+    } else {
+        format!("attempt {}", job.attempts)
+    }
+}
+
+/// The rows of one accepted message, for [`insert_jobs`].
+struct JobRows {
+    request: FaxRequest,
+    /// The file name in the spool folder.
+    document: String,
+    lifetime_ms: i64,
+}
+
+/// Inserts one job per recipient of `rows` and a history row for each. Each run makes
+/// new ids, so a batch that is run again gives the ids that were committed.
+async fn insert_jobs(conn: &mut SqliteConnection, rows: &JobRows) -> Result<Vec<String>, QueueError> {
+    let JobRows { request, document, lifetime_ms } = rows;
+    let now = now_ms();
+    let expires_at = now.saturating_add(*lifetime_ms);
+    let reason = format!("accepted from <{}> in SMTP session {}", request.reverse_path, request.session_id);
+
+    let mut ids = Vec::with_capacity(request.recipients.len());
+    // A monotonic generator, so that the ids of one message sort in recipient order.
+    let mut generator = ulid::Generator::new();
+    for number in &request.recipients {
+        let id = generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string();
+        sqlx::query(
+            "INSERT INTO fax_jobs (id, state, session_id, message_id, reverse_path, sender, from_number, \
+             to_number, pages, document, created_at, updated_at, expires_at, attempts, next_attempt_at) \
+             VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+        )
+        .bind(&id)
+        .bind(&request.session_id)
+        .bind(&request.message_id)
+        .bind(&request.reverse_path)
+        .bind(&request.sender)
+        .bind(request.from_number.as_str())
+        .bind(number.as_str())
+        .bind(i64::from(request.pages))
+        .bind(document)
+        .bind(now)
+        .bind(now)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        insert_event(conn, &id, now, JobState::Queued, &reason).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// A state change of one job, for [`update_state`].
+struct StateUpdate {
+    id: String,
+    from: JobState,
+    to: JobState,
+    fax_id: Option<String>,
+    last_error: Option<String>,
+    next_attempt_at: Option<i64>,
+    needs_lookup: Option<bool>,
+    reason: String,
+}
+
+/// Moves a job from `update.from` to `update.to` and adds a history row. Returns
+/// `false`, with nothing changed, when the job was no longer in `update.from`.
+async fn update_state(conn: &mut SqliteConnection, update: &StateUpdate) -> Result<bool, QueueError> {
+    let now = now_ms();
+    let updated = sqlx::query(
+        "UPDATE fax_jobs SET state = ?, updated_at = ?, fax_id = COALESCE(?, fax_id), \
+         last_error = COALESCE(?, last_error), next_attempt_at = COALESCE(?, next_attempt_at), \
+         needs_lookup = COALESCE(?, needs_lookup) WHERE id = ? AND state = ?",
+    )
+    .bind(update.to.as_str())
+    .bind(now)
+    .bind(&update.fax_id)
+    .bind(&update.last_error)
+    .bind(update.next_attempt_at)
+    .bind(update.needs_lookup)
+    .bind(&update.id)
+    .bind(update.from.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_event(conn, &update.id, now, update.to, &update.reason).await?;
+    Ok(true)
+}
+
 async fn insert_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    conn: &mut SqliteConnection,
     job_id: &str,
     at: i64,
     state: JobState,
@@ -838,7 +901,7 @@ async fn insert_event(
         .bind(at)
         .bind(state.as_str())
         .bind(reason)
-        .execute(&mut **tx)
+        .execute(conn)
         .await?;
     Ok(())
 }

@@ -5,11 +5,18 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `dir/name` so that after a crash the file is either absent or
-/// complete: the bytes go to a temporary file in the same folder, which is flushed to
-/// disk, renamed over `name`, and then the folder itself is flushed so that the rename
-/// survives a power loss. `dir` must exist. On Unix the file is readable by its owner
-/// only, because it contains a fax's content.
+/// complete: [`write_renamed`], then the folder itself is flushed so that the rename
+/// survives a power loss. `dir` must exist.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    let target = write_renamed(dir, name, bytes)?;
+    File::open(dir)?.sync_all()?;
+    Ok(target)
+}
+
+/// Writes `bytes` to a temporary file in `dir`, flushes it to disk and renames it over
+/// `name`. The rename is durable only once `dir` is flushed as well. On Unix the file
+/// is readable by its owner only, because it contains a fax's content.
+fn write_renamed(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
     let target = dir.join(name);
     let temp = dir.join(format!(".{name}.{}.tmp", ulid::Ulid::new()));
     let result = (|| {
@@ -21,8 +28,7 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<P
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&temp, &target)?;
-        File::open(dir)?.sync_all()
+        fs::rename(&temp, &target)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
@@ -30,15 +36,17 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<P
     result.map(|()| target)
 }
 
-/// Writes `bytes` to `dir/name` as [`write_atomic`] does, creating `dir` when missing,
-/// on the blocking pool so that the fsyncs do not stall the async runtime. Errors name
-/// the spool folder.
-pub(crate) async fn write_in_spool(dir: &Path, name: String, bytes: Vec<u8>) -> Result<PathBuf, super::QueueError> {
+/// Writes `bytes` to `dir/name` as [`write_renamed`] does, creating `dir` when missing,
+/// on the blocking pool so that the fsync does not stall the async runtime. The folder
+/// is not flushed here: the caller commits through the queue writer with `dir` as the
+/// folder to sync, so that one folder fsync serves a batch of files. Errors name the
+/// spool folder.
+pub(crate) async fn stage_in_spool(dir: &Path, name: String, bytes: Vec<u8>) -> Result<PathBuf, super::QueueError> {
     let spool_error = |source| super::QueueError::Spool { path: dir.display().to_string(), source };
     let folder = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         fs::create_dir_all(&folder)?;
-        write_atomic(&folder, &name, &bytes)
+        write_renamed(&folder, &name, &bytes)
     })
     .await
     .map_err(|err| spool_error(io::Error::other(err)))?

@@ -19,6 +19,7 @@ use lettre::Message;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, MultiPart, SinglePart};
 use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{Notify, watch};
 
 use super::Payload;
@@ -26,7 +27,7 @@ use crate::config::Config;
 use crate::fax::{Backend, FaxDetails};
 use crate::mappings::Mappings;
 use crate::number::Number;
-use crate::queue::{EmailKind, EmailQueue, EmailRequest, QueueError, RetryPolicy, now_ms, write_atomic};
+use crate::queue::{EmailKind, EmailQueue, EmailRequest, QueueError, RetryPolicy, now_ms, stage_in_spool};
 use crate::relay::message::new_message_id;
 use crate::reports::format_utc;
 use crate::store::Store;
@@ -99,28 +100,24 @@ impl InboundEvents {
         };
         let now = now_ms();
         let expires_at = now.saturating_add(i64::try_from(self.inner.lifetime.as_millis()).unwrap_or(i64::MAX));
-        let inserted = sqlx::query(
-            "INSERT INTO webhook_events (id, event, fax_id, state, fax, event_time, document, received_at, \
-             updated_at, expires_at, attempts, next_attempt_at) VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, 0, ?) \
-             ON CONFLICT (event, fax_id) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(&payload.event)
-        .bind(&payload.details.id)
-        .bind(payload.fax.to_string())
-        .bind(&payload.event_time)
-        .bind(&document)
-        .bind(now)
-        .bind(now)
-        .bind(expires_at)
-        .bind(now)
-        .execute(self.pool())
-        .await;
+        let row = EventRow {
+            id: id.clone(),
+            event: payload.event.clone(),
+            fax_id: payload.details.id.clone(),
+            fax: payload.fax.to_string(),
+            event_time: payload.event_time.clone(),
+            document: document.clone(),
+            now,
+            expires_at,
+        };
+        let sync_folder = document.as_ref().map(|_| self.inner.spool_dir.as_path());
+        let inserted =
+            self.inner.store.writer().write(sync_folder, row, |conn, row| Box::pin(insert_event(conn, row))).await;
         let inserted = match inserted {
-            Ok(result) => result.rows_affected() == 1,
+            Ok(inserted) => inserted,
             Err(err) => {
                 self.remove_document(document.as_deref()).await;
-                return Err(err.into());
+                return Err(err);
             }
         };
         if !inserted {
@@ -141,19 +138,11 @@ impl InboundEvents {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    /// Writes a received PDF to the spool folder. The folder is flushed by the queue
+    /// writer when it commits the row that names the file.
     async fn write_pdf(&self, id: &str, pdf: &[u8]) -> Result<String, QueueError> {
-        let dir = self.inner.spool_dir.clone();
         let name = format!("{id}.pdf");
-        let bytes = pdf.to_vec();
-        let file_name = name.clone();
-        let spool_error = |source| QueueError::Spool { path: self.inner.spool_dir.display().to_string(), source };
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            write_atomic(&dir, &file_name, &bytes)
-        })
-        .await
-        .map_err(|err| spool_error(std::io::Error::other(err)))?
-        .map_err(spool_error)?;
+        stage_in_spool(&self.inner.spool_dir, name.clone(), pdf.to_vec()).await?;
         Ok(name)
     }
 
@@ -202,43 +191,89 @@ impl InboundEvents {
         Ok(next.map(|at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))))
     }
 
+    /// Names the PDF written by [`InboundEvents::write_pdf`] in the event, after the
+    /// spool folder is flushed.
     async fn set_document(&self, id: &str, document: &str) -> Result<(), QueueError> {
-        sqlx::query("UPDATE webhook_events SET document = ?, updated_at = ? WHERE id = ?")
-            .bind(document)
-            .bind(now_ms())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        let row = (id.to_owned(), document.to_owned());
+        let sync_folder = Some(self.inner.spool_dir.as_path());
+        let update = self.inner.store.writer().write(sync_folder, row, |conn, (id, document)| {
+            let query = sqlx::query("UPDATE webhook_events SET document = ?, updated_at = ? WHERE id = ?")
+                .bind(document)
+                .bind(now_ms())
+                .bind(id);
+            Box::pin(async move { query.execute(conn).await.map(drop).map_err(QueueError::from) })
+        });
+        update.await
     }
 
     async fn reschedule(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<(), QueueError> {
-        sqlx::query(
-            "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? \
-             WHERE id = ?",
-        )
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(now_ms())
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let row = (id.to_owned(), next_attempt_at, error.to_owned());
+        let update = self.inner.store.writer().write(None, row, |conn, (id, next_attempt_at, error)| {
+            let query = sqlx::query(
+                "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, \
+                 updated_at = ? WHERE id = ?",
+            )
+            .bind(*next_attempt_at)
+            .bind(error)
+            .bind(now_ms())
+            .bind(id);
+            Box::pin(async move { query.execute(conn).await.map(drop).map_err(QueueError::from) })
+        });
+        update.await
     }
 
     async fn finish(&self, event: &StoredEvent, state: &str, error: Option<&str>) -> Result<(), QueueError> {
-        sqlx::query(
-            "UPDATE webhook_events SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?",
-        )
-        .bind(state)
-        .bind(error)
-        .bind(now_ms())
-        .bind(&event.id)
-        .execute(self.pool())
-        .await?;
+        let row = (event.id.clone(), state.to_owned(), error.map(str::to_owned));
+        let update = self.inner.store.writer().write(None, row, |conn, (id, state, error)| {
+            let query = sqlx::query(
+                "UPDATE webhook_events SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? \
+                 WHERE id = ?",
+            )
+            .bind(state)
+            .bind(error)
+            .bind(now_ms())
+            .bind(id);
+            Box::pin(async move { query.execute(conn).await.map(drop).map_err(QueueError::from) })
+        });
+        update.await?;
         self.remove_document(event.document.as_deref()).await;
         Ok(())
     }
+}
+
+/// The row of one received event, for [`insert_event`].
+struct EventRow {
+    id: String,
+    event: String,
+    fax_id: String,
+    fax: String,
+    event_time: Option<String>,
+    document: Option<String>,
+    now: i64,
+    expires_at: i64,
+}
+
+/// Inserts the event of `row`. Returns `false`, with nothing inserted, when the same
+/// event for the same fax is stored already.
+async fn insert_event(conn: &mut SqliteConnection, row: &EventRow) -> Result<bool, QueueError> {
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_events (id, event, fax_id, state, fax, event_time, document, received_at, \
+         updated_at, expires_at, attempts, next_attempt_at) VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, 0, ?) \
+         ON CONFLICT (event, fax_id) DO NOTHING",
+    )
+    .bind(&row.id)
+    .bind(&row.event)
+    .bind(&row.fax_id)
+    .bind(&row.fax)
+    .bind(&row.event_time)
+    .bind(&row.document)
+    .bind(row.now)
+    .bind(row.now)
+    .bind(row.expires_at)
+    .bind(row.now)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// The received-fax dispatcher and the handles it uses.
