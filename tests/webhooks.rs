@@ -70,6 +70,27 @@ fn check_fax_email(mail: &RelayedMail, fax_id: &str, pdf: &[u8]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_multipart_fax_reaches_receiver() {
+    let relay = RelayServer::start(RelayTls::RequireStarttls);
+    let daemon = tokio::task::block_in_place(|| daemon_with_receivers(&relay, Setup::default()));
+    // A received fax's PDF can be larger than 2 MiB, axum's default body limit. The
+    // comment line after the document keeps the PDF valid.
+    let mut pdf = make_pdf(&[LETTER, LETTER]);
+    pdf.extend_from_slice(b"%");
+    pdf.extend(std::iter::repeat_n(b'x', 5 * 1024 * 1024));
+    pdf.extend_from_slice(b"\n");
+
+    let fax_id = "01FAXLARGEMULTIPART0000000";
+    let fax = incoming_fax(fax_id, CALLER, ACCOUNT, 2);
+    let reply = Webhook::for_daemon(&daemon).post("INCOMING_FAX", &fax, Some(&pdf), CallbackFormat::Multipart).await;
+    assert_eq!(reply.status, 200, "{}\n{}", reply.body, daemon.log());
+    assert_eq!(reply.json()["result"], "queued");
+
+    let mails = wait_for_mail(&relay, ALICE, 1, &daemon).await;
+    check_fax_email(&mails[0], fax_id, &pdf);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_payload_shapes_reach_receivers() {
     let relay = RelayServer::start(RelayTls::RequireStarttls);
     let daemon = tokio::task::block_in_place(|| daemon_with_receivers(&relay, Setup::default()));
