@@ -6,8 +6,9 @@
 //! insert is `ON CONFLICT DO NOTHING`, so repeated and concurrent deliveries of one
 //! event store it once. The dispatcher then downloads a missing PDF, renders one email
 //! per address mapped to `fax.to` with `receive` or `both` (or one to
-//! `relay.postmaster` when none is), and queues them. Each email job's source names the
-//! fax and the receiver, so a dispatch repeated after a crash adds no second email.
+//! `relay.postmaster` when none is), and queues them. When the fax API cannot provide
+//! the PDF, the emails go out without it and state why. Each email job's source names
+//! the fax and the receiver, so a dispatch repeated after a crash adds no second email.
 //!
 //! Event states: `received -> dispatched | dropped | failed`.
 
@@ -300,7 +301,7 @@ impl Dispatcher {
             self.finish(&event, "failed", Some("the stored fax has no id")).await;
             return;
         };
-        let Some(pdf) = self.document(&mut event).await else {
+        let Some(document) = self.document(&mut event).await else {
             return;
         };
         let Some(to) = details.to.as_deref().and_then(|to| to.parse::<Number>().ok()) else {
@@ -335,7 +336,7 @@ impl Dispatcher {
                 event.event_time.as_deref(),
                 &to,
                 receiver,
-                &pdf,
+                &document,
             ) {
                 Ok(rendered) => rendered,
                 Err(err) => {
@@ -359,9 +360,14 @@ impl Dispatcher {
             number = %to,
             receivers = receivers.len(),
             email_job_ids = ?email_job_ids,
+            attached = matches!(document, Document::Pdf(_)),
             "received fax dispatched"
         );
-        self.finish(&event, "dispatched", None).await;
+        let reason = match &document {
+            Document::Pdf(_) => None,
+            Document::Unavailable(reason) => Some(reason.as_str()),
+        };
+        self.finish(&event, "dispatched", reason).await;
     }
 
     /// Returns the receivers of `to`, or the postmaster when there are none.
@@ -375,12 +381,12 @@ impl Dispatcher {
     }
 
     /// Reads the event's PDF, downloading it first when the webhook carried none.
-    /// Returns `None` when the event was rescheduled or failed.
-    async fn document(&self, event: &mut StoredEvent) -> Option<Vec<u8>> {
+    /// Returns `None` when the event was rescheduled for another download attempt.
+    async fn document(&self, event: &mut StoredEvent) -> Option<Document> {
         if let Some(name) = &event.document {
             let path = self.events.inner.spool_dir.join(name);
             match tokio::fs::read(&path).await {
-                Ok(pdf) => return Some(pdf),
+                Ok(pdf) => return Some(Document::Pdf(pdf)),
                 Err(err) => {
                     tracing::warn!(fax_id = %event.fax_id, path = %path.display(), error = %err, "cannot read the received fax file; downloading it");
                 }
@@ -401,13 +407,12 @@ impl Dispatcher {
                     }
                 }
                 tracing::info!(fax_id = %event.fax_id, bytes = pdf.len(), "downloaded the received fax from the fax API");
-                Some(pdf)
+                Some(Document::Pdf(pdf))
             }
             Err(err) if err.is_permanent() => {
                 let reason = format!("cannot download the fax: {err}");
-                tracing::error!(event = "INCOMING_FAX", fax_id = %event.fax_id, error = %reason, "received fax cannot be delivered");
-                self.finish(event, "failed", Some(&reason)).await;
-                None
+                tracing::error!(event = "INCOMING_FAX", fax_id = %event.fax_id, error = %reason, "received fax has no document; the receivers get the notice without it");
+                Some(Document::Unavailable(reason))
             }
             Err(err) => {
                 let attempts = event.attempts + 1;
@@ -415,9 +420,8 @@ impl Dispatcher {
                 let next = crate::queue::ms_from_time(SystemTime::now() + delay);
                 if next >= event.expires_at {
                     let reason = format!("gave up downloading the fax after {attempts} attempts: {err}");
-                    tracing::error!(event = "INCOMING_FAX", fax_id = %event.fax_id, error = %reason, "received fax cannot be delivered");
-                    self.finish(event, "failed", Some(&reason)).await;
-                    return None;
+                    tracing::error!(event = "INCOMING_FAX", fax_id = %event.fax_id, error = %reason, "received fax has no document; the receivers get the notice without it");
+                    return Some(Document::Unavailable(reason));
                 }
                 tracing::warn!(fax_id = %event.fax_id, error = %err, attempts, retry_in_ms = delay.as_millis() as u64, "cannot download the received fax; will retry");
                 if let Err(db_err) = self.events.reschedule(&event.id, next, &err.to_string()).await {
@@ -435,16 +439,25 @@ impl Dispatcher {
     }
 }
 
+/// The document of a received fax, or the reason there is none.
+enum Document {
+    Pdf(Vec<u8>),
+    /// The fax API cannot provide the file: a permanent error such as 404, or a
+    /// download retried until `fax.max_queue_lifetime`.
+    Unavailable(String),
+}
+
 /// Renders the email for one receiver of a received fax: from `+<caller>@<first gateway
 /// domain>` (so that a reply faxes the caller back), with the PDF attached unchanged as
-/// `fax-<fax id>.pdf`.
+/// `fax-<fax id>.pdf`. Without a document the email still reports that the fax came,
+/// and why the document is missing.
 fn render_inbound(
     config: &Config,
     details: &FaxDetails,
     event_time: Option<&str>,
     to: &Number,
     receiver: &str,
-    pdf: &[u8],
+    document: &Document,
 ) -> Result<(EmailRequest, Vec<u8>), String> {
     let domain = config.gateway.domains.first().map(String::as_str).unwrap_or(config.gateway.hostname.as_str());
     let caller = details.from.as_deref().and_then(|from| from.parse::<Number>().ok());
@@ -465,24 +478,35 @@ fn render_inbound(
         .unwrap_or_else(|| format_utc(SystemTime::now()));
     let pages = details.pages.map(|p| p.to_string()).unwrap_or_else(|| "unknown".to_string());
     let subject = format!("Fax received on {to}");
+    let closing = match document {
+        Document::Pdf(_) => "The fax is attached as a PDF. Reply to this email to fax the caller back.".to_string(),
+        Document::Unavailable(reason) => format!(
+            "The fax document is not attached because faxgate could not get it from the fax API ({reason}). \
+             The Sinch dashboard may still have it under the fax id above."
+        ),
+    };
     let body = format!(
         "A fax arrived on {to}.\r\n\r\nFrom:    {caller_text}\r\nTo:      {to}\r\nPages:   {pages}\r\n\
-         Time:    {time} (UTC)\r\nFax id:  {}\r\n\r\nThe fax is attached as a PDF. Reply to this email to fax the caller back.\r\n",
+         Time:    {time} (UTC)\r\nFax id:  {}\r\n\r\n{closing}\r\n",
         details.id
     );
 
     let message_id = new_message_id(&config.gateway.hostname);
-    let file_name = attachment_name(&details.id);
-    let message = Message::builder()
+    let builder = Message::builder()
         .from(from.parse().map_err(|err| format!("sender {from:?}: {err}"))?)
         .to(receiver.parse().map_err(|err| format!("recipient {receiver:?}: {err}"))?)
         .subject(subject.clone())
         .date_now()
-        .message_id(Some(format!("<{message_id}>")))
-        .multipart(
-            MultiPart::mixed().singlepart(SinglePart::plain(body)).singlepart(pdf_attachment(&file_name, pdf)?),
-        )
-        .map_err(|err| err.to_string())?;
+        .message_id(Some(format!("<{message_id}>")));
+    let message = match document {
+        Document::Pdf(pdf) => builder.multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body))
+                .singlepart(pdf_attachment(&attachment_name(&details.id), pdf)?),
+        ),
+        Document::Unavailable(_) => builder.singlepart(SinglePart::plain(body)),
+    }
+    .map_err(|err| err.to_string())?;
     let request = EmailRequest {
         kind: EmailKind::Inbound,
         source: format!("INCOMING_FAX:{}:{receiver}", details.id),
