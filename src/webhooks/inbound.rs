@@ -481,8 +481,8 @@ fn render_inbound(
     let closing = match document {
         Document::Pdf(_) => "The fax is attached as a PDF. Reply to this email to fax the caller back.".to_string(),
         Document::Unavailable(reason) => format!(
-            "The fax document is not attached because faxgate could not get it from the fax API ({reason}). \
-             The Sinch dashboard may still have it under the fax id above."
+            "The fax document is not attached: faxgate could not get it from the fax API.\r\n\
+             Reason:  {reason}\r\n\r\nThe Sinch dashboard may still have it under the fax id above."
         ),
     };
     let body = format!(
