@@ -1,6 +1,8 @@
 //! The SMTP relay against the running daemon. A relay that is down delays delivery
 //! until it is back. A SIGKILL between the webhook's 200 and the delivery still gives
-//! exactly one email. A relay without STARTTLS never gets a message in clear text.
+//! exactly one email. A relay without STARTTLS never gets a message in clear text, and
+//! a relay whose certificate is a self-signed CA gets none either, and the log line
+//! names the certificate change to make.
 //!
 //! The first retry of a failed delivery comes 30 s after the failure, so the outage
 //! tests take about that long.
@@ -124,6 +126,25 @@ async fn relay_without_starttls_gets_nothing() {
     assert!(log.contains("STARTTLS"), "{log}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(relay.messages().is_empty(), "a message went out without TLS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_ca_relay_gets_hint() {
+    let mut relay = RelayServer::prepare(RelayTls::RequireStarttls);
+    relay.use_self_signed_ca_certificate();
+    relay.spawn();
+    let daemon = tokio::task::block_in_place(|| daemon_for(&relay, ""));
+    post_fax(&daemon, "01FAXSELFSIGNEDCA000000000", &make_pdf(&[LETTER])).await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !daemon.log().contains("TLS failure at the relay; will retry") {
+        assert!(Instant::now() < deadline, "no TLS failure was logged:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = daemon.log();
+    assert!(log.contains("CaUsedAsEndEntity"), "{log}");
+    assert!(log.contains("give the relay a certificate with CA:FALSE"), "{log}");
+    assert!(relay.messages().is_empty(), "a message went out over an unverified connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

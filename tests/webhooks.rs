@@ -1,7 +1,8 @@
 //! Received faxes against the running daemon. `INCOMING_FAX` webhooks in each payload
 //! shape become one email per receiving address, delivered through a real SMTP relay
-//! (aiosmtpd) that requires STARTTLS with a test CA. Repeats give no second email, and
-//! bad requests are rejected without queuing anything.
+//! (aiosmtpd) that requires STARTTLS with a test CA. Repeats give no second email, a fax
+//! whose document cannot be downloaded still reaches its receivers, and bad requests are
+//! rejected without queuing anything.
 
 mod support;
 
@@ -67,6 +68,27 @@ fn check_fax_email(mail: &RelayedMail, fax_id: &str, pdf: &[u8]) {
     assert!(body.contains(fax_id), "{body}");
     assert!(body.contains("Pages:   2"), "{body}");
     assert!(body.contains("2026-01-02T03:04:35Z"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_multipart_fax_reaches_receiver() {
+    let relay = RelayServer::start(RelayTls::RequireStarttls);
+    let daemon = tokio::task::block_in_place(|| daemon_with_receivers(&relay, Setup::default()));
+    // A received fax's PDF can be larger than 2 MiB, axum's default body limit. The
+    // comment line after the document keeps the PDF valid.
+    let mut pdf = make_pdf(&[LETTER, LETTER]);
+    pdf.extend_from_slice(b"%");
+    pdf.extend(std::iter::repeat_n(b'x', 5 * 1024 * 1024));
+    pdf.extend_from_slice(b"\n");
+
+    let fax_id = "01FAXLARGEMULTIPART0000000";
+    let fax = incoming_fax(fax_id, CALLER, ACCOUNT, 2);
+    let reply = Webhook::for_daemon(&daemon).post("INCOMING_FAX", &fax, Some(&pdf), CallbackFormat::Multipart).await;
+    assert_eq!(reply.status, 200, "{}\n{}", reply.body, daemon.log());
+    assert_eq!(reply.json()["result"], "queued");
+
+    let mails = wait_for_mail(&relay, ALICE, 1, &daemon).await;
+    check_fax_email(&mails[0], fax_id, &pdf);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,6 +282,38 @@ async fn missing_file_is_downloaded() {
     check_fax_email(&mails[0], &fax_id, &pdf);
     let downloads = fake.requests().iter().filter(|r| r.path.ends_with(&format!("/faxes/{fax_id}/file"))).count();
     assert_eq!(downloads, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undownloadable_fax_still_reaches_receivers() {
+    let fake = FakeSinch::start().await;
+    let relay = RelayServer::start(RelayTls::RequireStarttls);
+    let sinch = format!(
+        "project_id = \"{PROJECT_ID}\"\nservice_id = \"{SERVICE_ID}\"\nkey_id = \"{KEY_ID}\"\n\
+         key_secret = \"{KEY_SECRET}\"\nauth = \"oauth2\"\napi_url = \"{}\"\nauth_url = \"{}\"\n",
+        fake.api_url(),
+        fake.auth_url()
+    );
+    let daemon =
+        tokio::task::block_in_place(|| daemon_with_receivers(&relay, Setup { sinch: Some(sinch), ..Setup::default() }));
+    // The fake API does not know this fax, so both download paths return 404, a
+    // permanent error.
+    let fax_id = "01FAXNODOCUMENT00000000000";
+    let fax = incoming_fax(fax_id, CALLER, ACCOUNT, 2);
+
+    let reply = Webhook::for_daemon(&daemon).post("INCOMING_FAX", &fax, None, CallbackFormat::Multipart).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let mails = wait_for_mail(&relay, ALICE, 1, &daemon).await;
+    let mail = &mails[0];
+    assert_eq!(mail.subject(), format!("Fax received on {ACCOUNT}"));
+    assert!(mail.attachments().is_empty(), "an email without a document has an attachment");
+    let body = mail.body_text();
+    assert!(body.contains(fax_id), "{body}");
+    assert!(body.contains("not attached"), "{body}");
+    assert!(body.contains("404"), "{body}");
+    let bob_mails = wait_for_mail(&relay, BOB, 1, &daemon).await;
+    assert_eq!(bob_mails.len(), 1);
 }
 
 #[test]

@@ -111,7 +111,7 @@ fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
         let value = text.get(span.clone()).unwrap_or("").trim();
         return format!(
             "line {line_number}: invalid value {value} for {full_key}; expected {}",
-            describe_expected(expected)
+            describe_expected(expected, key)
         );
     }
 
@@ -141,10 +141,21 @@ fn table_header(line: &str) -> Option<&str> {
     (!inner.is_empty() && inner.chars().all(is_key)).then_some(inner)
 }
 
-/// Replaces serde's Rust type names with the TOML form a user writes.
-fn describe_expected(expected: &str) -> String {
+/// Replaces serde's Rust type names with the TOML form a user writes. For a whole
+/// number the example fits `key`: sizes are in bytes and durations in seconds, so a
+/// value such as `"25M"` or `"5m"` gets an example in the unit the key takes.
+fn describe_expected(expected: &str, key: &str) -> String {
     match expected {
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number without quotes, such as 25".to_string(),
+        "u8" | "u16" | "u32" | "u64" | "usize" => {
+            let is_duration = ["_timeout", "_lifetime", "_after", "_grace"].iter().any(|end| key.ends_with(end));
+            if key.ends_with("_size") {
+                "a whole number of bytes without quotes, such as 26214400 for 25 MiB".to_string()
+            } else if is_duration {
+                "a whole number of seconds without quotes, such as 300 for five minutes".to_string()
+            } else {
+                "a whole number without quotes, such as 20".to_string()
+            }
+        }
         "i8" | "i16" | "i32" | "i64" | "isize" => "a number without quotes".to_string(),
         "a string" => "a string in double quotes".to_string(),
         "a boolean" => "true or false".to_string(),
@@ -215,8 +226,18 @@ mod tests {
     fn wrong_value_type_names_key() {
         let err = parse_str("[smtp]\nmax_message_size = \"25MB\"\n").unwrap_err().to_string();
         assert!(err.contains("line 2: invalid value \"25MB\" for smtp.max_message_size"), "{err}");
-        assert!(err.contains("expected a whole number"), "{err}");
+        assert!(err.contains("expected a whole number of bytes without quotes, such as 26214400"), "{err}");
         assert!(!err.contains("u64"), "{err}");
+    }
+
+    #[test]
+    fn wrong_value_type_example_fits_the_unit() {
+        let err = parse_str("[smtp]\ncommand_timeout = \"5m\"\n").unwrap_err().to_string();
+        assert!(err.contains("expected a whole number of seconds without quotes, such as 300"), "{err}");
+        let err = parse_str("[smtp]\nmax_recipients = \"20\"\n").unwrap_err().to_string();
+        assert!(err.contains("expected a whole number without quotes, such as 20"), "{err}");
+        assert!(!err.contains("seconds"), "{err}");
+        assert!(!err.contains("bytes"), "{err}");
     }
 
     #[test]

@@ -177,9 +177,30 @@ fn classify(err: &lettre::transport::smtp::Error, host: &str, port: u16) -> Rela
     // lettre reports a server without STARTTLS as an "internal client error". The
     // rest of its message names the actual cause, so only that part is kept.
     let detail = error_chain(err).replace("internal client error: ", "");
-    let message = format!("relay {host}:{port}: {detail}");
+    let message = match certificate_hint(&detail) {
+        Some(hint) => format!("relay {host}:{port}: {detail}; {hint}"),
+        None => format!("relay {host}:{port}: {detail}"),
+    };
     let tls = err.is_tls() || detail.contains("STARTTLS") || detail.to_ascii_lowercase().contains("certificate");
     RelayError { message, permanent: err.is_permanent(), tls }
+}
+
+/// Returns what to change for two certificate failures of private relays, or `None`
+/// for other errors. rustls reports these two only by their variant names.
+fn certificate_hint(detail: &str) -> Option<&'static str> {
+    if detail.contains("CaUsedAsEndEntity") {
+        // `openssl req -x509` marks a self-signed certificate as a CA by default, and
+        // webpki rejects a CA certificate as the server's own.
+        Some(
+            "the relay presents a CA certificate (basicConstraints CA:TRUE, which `openssl req -x509` sets by \
+             default) as its own, and that is not accepted even when it is in relay.ca_file; give the relay a \
+             certificate with CA:FALSE, or one signed by a CA, and put that certificate or its CA in relay.ca_file",
+        )
+    } else if detail.contains("UnknownIssuer") {
+        Some("no trusted CA signed the relay's certificate; set relay.ca_file to the PEM file of the CA that signed it")
+    } else {
+        None
+    }
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -224,6 +245,15 @@ mod tests {
         assert_eq!(new.len(), 1);
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert!(dir.path().join("cur").is_dir());
+    }
+
+    #[test]
+    fn certificate_failures_get_a_hint() {
+        let ca_as_server = "Connection error: invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))";
+        assert!(certificate_hint(ca_as_server).is_some_and(|hint| hint.contains("CA:FALSE")));
+        let unknown = "Connection error: invalid peer certificate: UnknownIssuer";
+        assert!(certificate_hint(unknown).is_some_and(|hint| hint.contains("relay.ca_file")));
+        assert_eq!(certificate_hint("Connection error: connection refused"), None);
     }
 
     #[test]

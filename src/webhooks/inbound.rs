@@ -6,8 +6,9 @@
 //! insert is `ON CONFLICT DO NOTHING`, so repeated and concurrent deliveries of one
 //! event store it once. The dispatcher then downloads a missing PDF, renders one email
 //! per address mapped to `fax.to` with `receive` or `both` (or one to
-//! `relay.postmaster` when none is), and queues them. Each email job's source names the
-//! fax and the receiver, so a dispatch repeated after a crash adds no second email.
+//! `relay.postmaster` when none is), and queues them. When the fax API cannot provide
+//! the PDF, the emails go out without it and state why. Each email job's source names
+//! the fax and the receiver, so a dispatch repeated after a crash adds no second email.
 //!
 //! Event states: `received -> dispatched | dropped | failed`.
 
@@ -17,7 +18,8 @@ use std::time::{Duration, SystemTime};
 
 use lettre::Message;
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, MultiPart, SinglePart};
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{MultiPart, SinglePart};
 use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{Notify, watch};
@@ -334,7 +336,7 @@ impl Dispatcher {
             self.finish(&event, "failed", Some("the stored fax has no id")).await;
             return;
         };
-        let Some(pdf) = self.document(&mut event).await else {
+        let Some(document) = self.document(&mut event).await else {
             return;
         };
         let Some(to) = details.to.as_deref().and_then(|to| to.parse::<Number>().ok()) else {
@@ -369,7 +371,7 @@ impl Dispatcher {
                 event.event_time.as_deref(),
                 &to,
                 receiver,
-                &pdf,
+                &document,
             ) {
                 Ok(rendered) => rendered,
                 Err(err) => {
@@ -393,9 +395,14 @@ impl Dispatcher {
             number = %to,
             receivers = receivers.len(),
             email_job_ids = ?email_job_ids,
+            attached = matches!(document, Document::Pdf(_)),
             "received fax dispatched"
         );
-        self.finish(&event, "dispatched", None).await;
+        let reason = match &document {
+            Document::Pdf(_) => None,
+            Document::Unavailable(reason) => Some(reason.as_str()),
+        };
+        self.finish(&event, "dispatched", reason).await;
     }
 
     /// Returns the receivers of `to`, or the postmaster when there are none.
@@ -409,12 +416,12 @@ impl Dispatcher {
     }
 
     /// Reads the event's PDF, downloading it first when the webhook carried none.
-    /// Returns `None` when the event was rescheduled or failed.
-    async fn document(&self, event: &mut StoredEvent) -> Option<Vec<u8>> {
+    /// Returns `None` when the event was rescheduled for another download attempt.
+    async fn document(&self, event: &mut StoredEvent) -> Option<Document> {
         if let Some(name) = &event.document {
             let path = self.events.inner.spool_dir.join(name);
             match tokio::fs::read(&path).await {
-                Ok(pdf) => return Some(pdf),
+                Ok(pdf) => return Some(Document::Pdf(pdf)),
                 Err(err) => {
                     tracing::warn!(fax_id = %event.fax_id, path = %path.display(), error = %err, "cannot read the received fax file; downloading it");
                 }
@@ -435,13 +442,12 @@ impl Dispatcher {
                     }
                 }
                 tracing::info!(fax_id = %event.fax_id, bytes = pdf.len(), "downloaded the received fax from the fax API");
-                Some(pdf)
+                Some(Document::Pdf(pdf))
             }
             Err(err) if err.is_permanent() => {
                 let reason = format!("cannot download the fax: {err}");
-                tracing::error!(event = "INCOMING_FAX", fax_id = %event.fax_id, error = %reason, "received fax cannot be delivered");
-                self.finish(event, "failed", Some(&reason)).await;
-                None
+                tracing::error!(event = "INCOMING_FAX", fax_id = %event.fax_id, error = %reason, "received fax has no document; the receivers get the notice without it");
+                Some(Document::Unavailable(reason))
             }
             Err(err) => {
                 let attempts = event.attempts + 1;
@@ -449,9 +455,8 @@ impl Dispatcher {
                 let next = crate::queue::ms_from_time(SystemTime::now() + delay);
                 if next >= event.expires_at {
                     let reason = format!("gave up downloading the fax after {attempts} attempts: {err}");
-                    tracing::error!(event = "INCOMING_FAX", fax_id = %event.fax_id, error = %reason, "received fax cannot be delivered");
-                    self.finish(event, "failed", Some(&reason)).await;
-                    return None;
+                    tracing::error!(event = "INCOMING_FAX", fax_id = %event.fax_id, error = %reason, "received fax has no document; the receivers get the notice without it");
+                    return Some(Document::Unavailable(reason));
                 }
                 tracing::warn!(fax_id = %event.fax_id, error = %err, attempts, retry_in_ms = delay.as_millis() as u64, "cannot download the received fax; will retry");
                 if let Err(db_err) = self.events.reschedule(&event.id, next, &err.to_string()).await {
@@ -469,16 +474,25 @@ impl Dispatcher {
     }
 }
 
+/// The document of a received fax, or the reason there is none.
+enum Document {
+    Pdf(Vec<u8>),
+    /// The fax API cannot provide the file: a permanent error such as 404, or a
+    /// download retried until `fax.max_queue_lifetime`.
+    Unavailable(String),
+}
+
 /// Renders the email for one receiver of a received fax: from `+<caller>@<first gateway
 /// domain>` (so that a reply faxes the caller back), with the PDF attached unchanged as
-/// `fax-<fax id>.pdf`.
+/// `fax-<fax id>.pdf`. Without a document the email still reports that the fax came,
+/// and why the document is missing.
 fn render_inbound(
     config: &Config,
     details: &FaxDetails,
     event_time: Option<&str>,
     to: &Number,
     receiver: &str,
-    pdf: &[u8],
+    document: &Document,
 ) -> Result<(EmailRequest, Vec<u8>), String> {
     let domain = config.gateway.domains.first().map(String::as_str).unwrap_or(config.gateway.hostname.as_str());
     let caller = details.from.as_deref().and_then(|from| from.parse::<Number>().ok());
@@ -499,28 +513,35 @@ fn render_inbound(
         .unwrap_or_else(|| format_utc(SystemTime::now()));
     let pages = details.pages.map(|p| p.to_string()).unwrap_or_else(|| "unknown".to_string());
     let subject = format!("Fax received on {to}");
+    let closing = match document {
+        Document::Pdf(_) => "The fax is attached as a PDF. Reply to this email to fax the caller back.".to_string(),
+        Document::Unavailable(reason) => format!(
+            "The fax document is not attached: faxgate could not get it from the fax API.\r\n\
+             Reason:  {reason}\r\n\r\nThe Sinch dashboard may still have it under the fax id above."
+        ),
+    };
     let body = format!(
         "A fax arrived on {to}.\r\n\r\nFrom:    {caller_text}\r\nTo:      {to}\r\nPages:   {pages}\r\n\
-         Time:    {time} (UTC)\r\nFax id:  {}\r\n\r\nThe fax is attached as a PDF. Reply to this email to fax the caller back.\r\n",
+         Time:    {time} (UTC)\r\nFax id:  {}\r\n\r\n{closing}\r\n",
         details.id
     );
 
     let message_id = new_message_id(&config.gateway.hostname);
-    let file_name =
-        format!("fax-{}.pdf", details.id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "_"));
-    let message = Message::builder()
+    let builder = Message::builder()
         .from(from.parse().map_err(|err| format!("sender {from:?}: {err}"))?)
         .to(receiver.parse().map_err(|err| format!("recipient {receiver:?}: {err}"))?)
         .subject(subject.clone())
         .date_now()
-        .message_id(Some(format!("<{message_id}>")))
-        .multipart(
-            MultiPart::mixed().singlepart(SinglePart::plain(body)).singlepart(
-                Attachment::new(file_name)
-                    .body(pdf.to_vec(), ContentType::parse("application/pdf").map_err(|err| err.to_string())?),
-            ),
-        )
-        .map_err(|err| err.to_string())?;
+        .message_id(Some(format!("<{message_id}>")));
+    let message = match document {
+        Document::Pdf(pdf) => builder.multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body))
+                .singlepart(pdf_attachment(&attachment_name(&details.id), pdf)?),
+        ),
+        Document::Unavailable(_) => builder.singlepart(SinglePart::plain(body)),
+    }
+    .map_err(|err| err.to_string())?;
     let request = EmailRequest {
         kind: EmailKind::Inbound,
         source: format!("INCOMING_FAX:{}:{receiver}", details.id),
@@ -530,4 +551,103 @@ fn render_inbound(
         subject,
     };
     Ok((request, message.formatted()))
+}
+
+/// Maximum number of fax id characters kept in the attachment's file name, so that the
+/// name always fits a plain quoted `filename` parameter on one header line.
+const MAX_NAME_ID_CHARS: usize = 64;
+
+/// Returns `fax-<id>.pdf`, with every character of the id other than ASCII letters,
+/// digits, `-` and `_` replaced by `_` and the id cut to [`MAX_NAME_ID_CHARS`].
+fn attachment_name(fax_id: &str) -> String {
+    let id: String = fax_id
+        .chars()
+        .take(MAX_NAME_ID_CHARS)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    format!("fax-{id}.pdf")
+}
+
+/// Builds the PDF part with the file name as a plain quoted `filename` and a `name`
+/// parameter on the Content-Type, the forms that mail readers decode most widely.
+/// lettre's own attachment writes a name longer than about 30 characters, as every
+/// Sinch fax id makes it, as an RFC 2231 continuation (`filename*0=`) and sets no
+/// `name`. `file_name` must be ASCII without quotes or backslashes, as
+/// [`attachment_name`] makes it.
+fn pdf_attachment(file_name: &str, pdf: &[u8]) -> Result<SinglePart, String> {
+    let content_type =
+        ContentType::parse(&format!("application/pdf; name=\"{file_name}\"")).map_err(|err| err.to_string())?;
+    Ok(SinglePart::builder()
+        .header(content_type)
+        .header(AttachmentDisposition(file_name.to_string()))
+        .body(pdf.to_vec()))
+}
+
+/// A `Content-Disposition: attachment` header with a plain quoted file name, folded
+/// after the `;` so the line stays short. The name must be ASCII without quotes or
+/// backslashes.
+#[derive(Debug, Clone)]
+struct AttachmentDisposition(String);
+
+impl Header for AttachmentDisposition {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Content-Disposition")
+    }
+
+    fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let name = text
+            .split_once("filename=\"")
+            .and_then(|(_, rest)| rest.strip_suffix('"'))
+            .ok_or("expected attachment; filename=\"NAME\"")?;
+        Ok(AttachmentDisposition(name.to_string()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        let raw = format!("attachment; filename=\"{}\"", self.0);
+        let encoded = format!("attachment;\r\n filename=\"{}\"", self.0);
+        HeaderValue::dangerous_new_pre_encoded(Self::name(), raw, encoded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_of(part: &SinglePart) -> String {
+        let text = String::from_utf8(part.formatted()).unwrap();
+        text.split("\r\n\r\n").next().unwrap().to_string()
+    }
+
+    #[test]
+    fn attachment_name_is_a_plain_parameter() {
+        let name = attachment_name("01HXVD9FPQ8MAJ2650W0KTY7D4");
+        let head = head_of(&pdf_attachment(&name, b"%PDF-1.4\n").unwrap());
+        assert!(
+            head.contains("Content-Disposition: attachment;\r\n filename=\"fax-01HXVD9FPQ8MAJ2650W0KTY7D4.pdf\""),
+            "{head}"
+        );
+        assert!(head.contains("name=\"fax-01HXVD9FPQ8MAJ2650W0KTY7D4.pdf\""), "{head}");
+        assert!(!head.contains("filename*"), "{head}");
+        assert!(head.lines().all(|line| line.len() <= 78), "{head}");
+    }
+
+    #[test]
+    fn attachment_name_replaces_and_cuts_the_id() {
+        assert_eq!(attachment_name("a/b\"c"), "fax-a_b_c.pdf");
+        let long = attachment_name(&"x".repeat(500));
+        assert_eq!(long.len(), "fax-.pdf".len() + MAX_NAME_ID_CHARS);
+        let head = head_of(&pdf_attachment(&long, b"%PDF-1.4\n").unwrap());
+        assert!(head.lines().all(|line| line.len() <= 998), "{head}");
+    }
+
+    #[test]
+    fn pdf_part_decodes_to_the_same_bytes() {
+        let pdf = b"%PDF-1.4\n\x00\xff binary\n%%EOF\n".to_vec();
+        let part = pdf_attachment("fax-1.pdf", &pdf).unwrap();
+        let message = format!("MIME-Version: 1.0\r\n{}", String::from_utf8(part.formatted()).unwrap());
+        let parsed = mail_parser::MessageParser::default().parse(message.as_bytes()).unwrap();
+        let attachment = parsed.root_part();
+        assert_eq!(mail_parser::MimeHeaders::attachment_name(attachment), Some("fax-1.pdf"));
+        assert_eq!(attachment.contents(), pdf.as_slice());
+    }
 }

@@ -187,7 +187,8 @@ async fn receive(State(state): State<WebhookState>, request: Request) -> Respons
     }
     let content_type =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let body = match axum::body::to_bytes(request.into_body(), usize::try_from(limit).unwrap_or(usize::MAX)).await {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX)).await {
         Ok(body) => body,
         Err(err) if is_length_limit(&err) => {
             tracing::warn!(%peer, limit, "webhook request rejected: body over webhooks.max_body_size");
@@ -199,7 +200,7 @@ async fn receive(State(state): State<WebhookState>, request: Request) -> Respons
         }
     };
 
-    let payload = match Payload::parse(&content_type, body).await {
+    let payload = match Payload::parse(&content_type, body, parts.extensions).await {
         Ok(payload) => payload,
         Err(err) => {
             tracing::warn!(%peer, error = %err, "webhook request rejected: malformed body");

@@ -8,6 +8,7 @@
 //! The file may be missing, for example when the Sinch service does not keep documents.
 
 use axum::body::Bytes;
+use axum::http::Extensions;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
@@ -40,12 +41,15 @@ fn invalid(message: impl Into<String>) -> PayloadError {
 }
 
 impl Payload {
-    /// Parses a body by its `Content-Type`.
-    pub async fn parse(content_type: &str, body: Bytes) -> Result<Payload, PayloadError> {
+    /// Parses a body by its `Content-Type`. `extensions` are those of the request the
+    /// body came from. They carry the router's `DefaultBodyLimit::disable()`, without
+    /// which axum's multipart reader caps the body at its default of 2 MiB instead of
+    /// `webhooks.max_body_size`.
+    pub async fn parse(content_type: &str, body: Bytes, extensions: Extensions) -> Result<Payload, PayloadError> {
         let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match media_type.as_str() {
             "application/json" => Payload::from_json(&body),
-            "multipart/form-data" => Payload::from_multipart(content_type, body).await,
+            "multipart/form-data" => Payload::from_multipart(content_type, body, extensions).await,
             "" => Err(invalid("missing Content-Type; expected application/json or multipart/form-data")),
             other => Err(invalid(format!(
                 "unsupported Content-Type {other:?}; expected application/json or multipart/form-data"
@@ -99,11 +103,12 @@ impl Payload {
         Payload::build(event, event_time, fax, file)
     }
 
-    async fn from_multipart(content_type: &str, body: Bytes) -> Result<Payload, PayloadError> {
-        let request = axum::http::Request::builder()
+    async fn from_multipart(content_type: &str, body: Bytes, extensions: Extensions) -> Result<Payload, PayloadError> {
+        let mut request = axum::http::Request::builder()
             .header(axum::http::header::CONTENT_TYPE, content_type)
             .body(axum::body::Body::from(body))
             .map_err(|err| invalid(format!("invalid request: {err}")))?;
+        *request.extensions_mut() = extensions;
         let mut multipart = <axum::extract::Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
             .await
             .map_err(|err| invalid(format!("invalid multipart body: {}", err.body_text())))?;
@@ -192,7 +197,9 @@ mod tests {
             "fax": {"id": "F1", "from": "+14155550100", "to": "+14155552222"},
             "file": BASE64.encode(PDF), "fileType": "PDF"
         });
-        let payload = Payload::parse("application/json", Bytes::from(body.to_string())).await.unwrap();
+        let payload = Payload::parse("application/json", Bytes::from(body.to_string()), Extensions::new())
+            .await
+            .unwrap();
         assert_eq!(payload.event, "INCOMING_FAX");
         assert_eq!(payload.file.as_deref(), Some(PDF));
         assert_eq!(payload.check_incoming().unwrap().as_str(), "+14155552222");
@@ -204,7 +211,9 @@ mod tests {
             "event": "FAX_COMPLETED", "fax": {"id": "F1"},
             "files": [{"file": BASE64.encode(PDF), "fileType": "PDF"}]
         });
-        let payload = Payload::parse("application/json; charset=utf-8", Bytes::from(body.to_string())).await.unwrap();
+        let payload = Payload::parse("application/json; charset=utf-8", Bytes::from(body.to_string()), Extensions::new())
+            .await
+            .unwrap();
         assert_eq!(payload.file.as_deref(), Some(PDF));
     }
 
@@ -213,7 +222,9 @@ mod tests {
         let body = "--XX\r\nContent-Disposition: form-data; name=\"event\"\r\n\r\nINCOMING_FAX\r\n\
                     --XX\r\nContent-Disposition: form-data; name=\"fax\"\r\n\r\n{\"id\":\"F2\",\"to\":\"+14155552222\"}\r\n\
                     --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.pdf\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4\n%%EOF\n\r\n--XX--\r\n";
-        let payload = Payload::parse("multipart/form-data; boundary=XX", Bytes::from(body)).await.unwrap();
+        let payload = Payload::parse("multipart/form-data; boundary=XX", Bytes::from(body), Extensions::new())
+            .await
+            .unwrap();
         assert_eq!(payload.details.id, "F2");
         assert_eq!(payload.file.as_deref(), Some(PDF));
     }
@@ -235,7 +246,7 @@ mod tests {
             ("text/plain", "hello", "unsupported Content-Type"),
         ];
         for (content_type, body, expected) in cases {
-            let err = Payload::parse(content_type, Bytes::from(body.to_string())).await.unwrap_err();
+            let err = Payload::parse(content_type, Bytes::from(body.to_string()), Extensions::new()).await.unwrap_err();
             assert!(err.to_string().contains(expected), "{body}: {err}");
         }
     }

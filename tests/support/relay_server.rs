@@ -98,6 +98,20 @@ impl RelayServer {
         server
     }
 
+    /// Replaces the relay's certificate with a self-signed one for 127.0.0.1 that is
+    /// marked as a CA, as `openssl req -x509` makes by default, and names that same
+    /// certificate in `ca_file`. Call it before [`RelayServer::spawn`].
+    pub fn use_self_signed_ca_certificate(&self) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "self-signed relay");
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(self.dir.path().join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(self.dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        std::fs::write(self.ca_file(), cert.pem()).unwrap();
+    }
+
     pub fn address(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
