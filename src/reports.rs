@@ -18,15 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lettre::Message;
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, MultiPart, SinglePart};
+use lettre::message::{MultiPart, SinglePart};
 use sqlx::Row;
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::fax::{Backend, FaxDetails, FaxStatus};
 use crate::queue::{EmailKind, EmailQueue, EmailRequest, Job, JobState, Queue, QueueError, now_ms};
-use crate::relay::message::{AutoSubmitted, bracketed, new_message_id};
+use crate::relay::message::{AutoSubmitted, attachment_name, bracketed, new_message_id, pdf_attachment};
 use crate::store::Store;
 
 /// Tables of fax results and of reports decided. Times are milliseconds since the Unix
@@ -382,10 +381,9 @@ async fn render_report(
     }
     let message = match attachment {
         Some(pdf) => builder.multipart(
-            MultiPart::mixed().singlepart(SinglePart::plain(body)).singlepart(
-                Attachment::new(format!("fax-{}.pdf", job.id))
-                    .body(pdf, ContentType::parse("application/pdf").map_err(|err| err.to_string())?),
-            ),
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body))
+                .singlepart(pdf_attachment(&attachment_name(&job.id), &pdf)?),
         ),
         // A single part, rather than a bare body, so the message carries MIME-Version.
         None => builder.singlepart(SinglePart::plain(body)),

@@ -172,6 +172,10 @@ async fn attach_copy_and_disabled_success_reports() {
     let attachments = mail.attachments();
     assert_eq!(attachments.len(), 1);
     assert_eq!(attachments[0].0, format!("fax-{job_id}.pdf"));
+    // A plain quoted name, which every mail reader decodes, not an RFC 2231 continuation.
+    let raw = String::from_utf8_lossy(&mail.data);
+    assert!(raw.contains(&format!("filename=\"fax-{job_id}.pdf\"")), "{raw}");
+    assert!(!raw.contains("filename*"), "{raw}");
     let sent = fake.pdf(fake.faxes()[0]["id"].as_str().unwrap()).unwrap();
     assert!(attachments[0].1 == sent, "the attached copy differs from the faxed PDF");
 
