@@ -308,15 +308,23 @@ impl Handler for Intake {
     }
 }
 
-/// The trace field added on top of a message passed on to the postmaster.
+/// Returns the trace field added on top of a message passed on to the postmaster, in
+/// the usual `from <EHLO name> ([<IP>])` form. An EHLO name with characters that do not
+/// belong in a host name or address literal is left out rather than copied into a
+/// header.
 fn received_field(hostname: &str, session: &SessionInfo, reverse_path: &str) -> String {
     let mut headers = lettre::message::header::Headers::new();
     headers.set(lettre::message::header::Date::now());
     let date = headers.get_raw("Date").unwrap_or_default();
     let protocol = if session.tls { "ESMTPS" } else { "ESMTP" };
     let ip = session.peer.ip();
+    let helo = session
+        .helo
+        .as_deref()
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_[]:".contains(c)))
+        .unwrap_or("unknown");
     format!(
-        "Received: from [{ip}] by {hostname} with {protocol} id {id}\r\n\tenvelope-from <{reverse_path}>;\r\n\t{date}\r\n",
+        "Received: from {helo} ([{ip}])\r\n\tby {hostname} with {protocol} id {id}\r\n\tenvelope-from <{reverse_path}>;\r\n\t{date}\r\n",
         id = session.session_id,
     )
 }

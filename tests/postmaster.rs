@@ -61,7 +61,7 @@ fn bounce_from_null_sender_reaches_postmaster() {
     assert_eq!(mail.mail_from, "fax@fax.example.com", "sent with relay.from as the envelope sender");
     assert!(mail.tls);
     let text = String::from_utf8_lossy(&mail.data);
-    assert!(text.starts_with("Received: from [127.0.0.1] by "), "{text}");
+    assert!(text.starts_with("Received: from remote.example ([127.0.0.1])\r\n\tby "), "{text}");
     assert!(text.contains("envelope-from <>;"), "{text}");
     // The original message follows the trace field byte for byte.
     assert!(text.contains(BOUNCE), "{text}");

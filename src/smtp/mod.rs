@@ -65,6 +65,8 @@ pub struct SessionInfo {
     /// Short unique id, also the `session_id` field of the session's tracing span.
     pub session_id: String,
     pub peer: SocketAddr,
+    /// The name the client gave in its last EHLO or HELO.
+    pub helo: Option<String>,
     /// Whether TLS is active on the connection.
     pub tls: bool,
     /// The address authenticated with SMTP AUTH, lower case.

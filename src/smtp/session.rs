@@ -106,7 +106,6 @@ pub struct Session<S, H> {
     pub(super) listener_auth: AuthMode,
     pub(super) info: SessionInfo,
     pub(super) state: State,
-    pub(super) helo_domain: Option<String>,
     /// Commands that got a 4xx or 5xx reply, not counting decisions on whole messages.
     errors: u32,
     pub(super) messages_accepted: u32,
@@ -124,9 +123,14 @@ where
             context,
             listener_tls: listener.tls,
             listener_auth: listener.auth,
-            info: SessionInfo { session_id: ulid::Ulid::new().to_string(), peer, tls: false, auth_identity: None },
+            info: SessionInfo {
+                session_id: ulid::Ulid::new().to_string(),
+                peer,
+                helo: None,
+                tls: false,
+                auth_identity: None,
+            },
             state: State::AwaitingHelo,
-            helo_domain: None,
             errors: 0,
             messages_accepted: 0,
             messages_rejected: 0,
@@ -320,7 +324,7 @@ where
         let helo_domain = quote(host.as_bytes());
         self.reset_transaction();
         self.state = State::Ready;
-        self.helo_domain = Some(host);
+        self.info.helo = Some(host);
         if !extended {
             return self.reply(Reply::new(250, "", format!("{hostname} Hello {helo_domain}")));
         }

@@ -32,7 +32,7 @@ where
         self.handshake().await?;
         // The client must start over as if newly connected.
         self.state = State::AwaitingHelo;
-        self.helo_domain = None;
+        self.info.helo = None;
         self.info.auth_identity = None;
         Ok(())
     }
