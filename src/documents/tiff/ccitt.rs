@@ -170,6 +170,14 @@ impl<'a> Bits<'a> {
         self.position = self.position.div_ceil(8) * 8;
     }
 
+    /// Returns how many of the next 16 bits are one before the first zero.
+    fn leading_ones(&self) -> u32 {
+        if self.at_end() {
+            return 0;
+        }
+        (!self.peek(16) << 16).leading_zeros().min(16)
+    }
+
     /// Returns the position of the next one bit, if any.
     fn next_one(&self) -> Option<usize> {
         let mut byte = self.position / 8;
@@ -373,6 +381,22 @@ fn decode_2d(
     let columns_i = i64::from(columns);
     let mut scan = ReferenceScan { reference, next: 0 };
     while a0 < columns_i {
+        // V0, the commonest code, is a single one bit, and a run of them copies the
+        // reference row's changes one by one, so such runs skip the mode lookup.
+        let ones = bits.leading_ones();
+        if ones > 0 {
+            for _ in 0..ones {
+                let (b1, _) = scan.b1_b2(a0, is_white, columns);
+                current.push(b1);
+                bits.position += 1;
+                a0 = i64::from(b1);
+                is_white = !is_white;
+                if a0 >= columns_i {
+                    break;
+                }
+            }
+            continue;
+        }
         if lenient && eol_ahead(bits) {
             return Ok(());
         }

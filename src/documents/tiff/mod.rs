@@ -24,6 +24,7 @@ mod ccitt;
 use std::collections::HashSet;
 use std::io::Cursor;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ::tiff::ColorType;
 use ::tiff::decoder::{Decoder, DecodingResult};
@@ -49,6 +50,10 @@ const MAX_STRIPS: usize = 100_000;
 /// re-encoded as one Group 4 image, because a page drawn from thousands of images is
 /// slow to render.
 const MAX_PASS_THROUGH_STRIPS: usize = 64;
+
+/// Maximum threads converting the pages of one fax TIFF. The conversion pool already
+/// runs one conversion per CPU, so more threads would mostly compete with other jobs.
+const MAX_PAGE_THREADS: usize = 2;
 
 /// The width of a fax page at 204 dpi (ITU-T T.4 A4 width), used to guess the resolution
 /// of a TIFF that states none.
@@ -195,41 +200,130 @@ pub(crate) fn load(data: &[u8], limits: &Limits, page_budget: u32) -> Result<Pdf
     let pages = read_pages(&file, page_budget.min(limits.max_pages))?;
     let structure_starts = structure_starts(&file, &pages);
 
+    // Pages are checked against the pixel limits in order, and only the pages before
+    // the first that fails are converted, so the error returned is the first in page
+    // order, as if each page were checked and converted in turn.
     let mut total_pixels = 0u64;
-    let mut built = Vec::with_capacity(pages.len());
-    for page in &pages {
-        let pixels = u64::from(page.width) * u64::from(page.length);
-        if page.width == 0 || page.length == 0 {
-            return Err(damaged(&format!("page {} has no pixels", page.index + 1)));
+    let mut over_limit = None;
+    for (position, page) in pages.iter().enumerate() {
+        if let Err(refusal) = check_pixels(page, &mut total_pixels) {
+            over_limit = Some((position, refusal));
+            break;
         }
-        if pixels > MAX_PAGE_PIXELS {
-            return Err(Refusal::Rejected(format!(
-                "page {} has {}x{} pixels, more than the maximum of {MAX_PAGE_PIXELS} pixels",
-                page.index + 1,
-                page.width,
-                page.length
-            )));
-        }
-        total_pixels += pixels;
-        if total_pixels > MAX_DOCUMENT_PIXELS {
-            return Err(Refusal::Rejected(format!(
-                "its pages have more than the maximum of {MAX_DOCUMENT_PIXELS} pixels together"
-            )));
-        }
-        let images = match page.compression {
-            2..=4 => ccitt_images(&file, page, &structure_starts)?,
-            6 => {
-                return Err(Refusal::Rejected(
-                    "old-style JPEG compression in TIFF (Compression 6) is not supported; send a PDF".to_string(),
-                ));
-            }
-            _ => vec![decoded_image(data, page)?],
-        };
-        let (width, height) = page_size(page);
-        built.push(ImagePage { width, height, images: orient(images, page, width, height) });
+    }
+    let convertible = over_limit.as_ref().map_or(pages.len(), |(position, _)| *position);
+    let mut built = Vec::with_capacity(convertible);
+    for result in convert_pages(&file, &pages[..convertible], &structure_starts) {
+        built.push(result?);
+    }
+    if let Some((_, refusal)) = over_limit {
+        return Err(refusal);
     }
     debug!(pages = built.len(), "TIFF converted");
     Ok(build_document(built))
+}
+
+/// Checks a page's pixels against the page maximum, and adds them to `total_pixels`,
+/// checked against the document maximum.
+fn check_pixels(page: &Page, total_pixels: &mut u64) -> Result<(), Refusal> {
+    let pixels = u64::from(page.width) * u64::from(page.length);
+    if page.width == 0 || page.length == 0 {
+        return Err(damaged(&format!("page {} has no pixels", page.index + 1)));
+    }
+    if pixels > MAX_PAGE_PIXELS {
+        return Err(Refusal::Rejected(format!(
+            "page {} has {}x{} pixels, more than the maximum of {MAX_PAGE_PIXELS} pixels",
+            page.index + 1,
+            page.width,
+            page.length
+        )));
+    }
+    *total_pixels += pixels;
+    if *total_pixels > MAX_DOCUMENT_PIXELS {
+        return Err(Refusal::Rejected(format!(
+            "its pages have more than the maximum of {MAX_DOCUMENT_PIXELS} pixels together"
+        )));
+    }
+    Ok(())
+}
+
+/// Converts pages, returning one result per page in page order. A file whose pages are
+/// all CCITT (fax TIFFs) is converted by up to [`MAX_PAGE_THREADS`] threads, each
+/// taking the next page, because checking fax data takes most of the time. Such a page
+/// needs at most its strips, a bitmap of one bit per pixel and its output, so memory
+/// stays bounded. Pages of other compressions may need hundreds of megabytes to decode
+/// and are converted one at a time. Pages after one that fails are skipped.
+fn convert_pages(file: &File<'_>, pages: &[Page], structure_starts: &[usize]) -> Vec<Result<ImagePage, Refusal>> {
+    let all_ccitt = pages.iter().all(|page| (2..=4).contains(&page.compression));
+    let threads = if all_ccitt {
+        std::thread::available_parallelism().map_or(1, |count| count.get()).min(MAX_PAGE_THREADS).min(pages.len())
+    } else {
+        1
+    };
+    if threads <= 1 {
+        let mut results = Vec::with_capacity(pages.len());
+        for page in pages {
+            let result = convert_page(file, page, structure_starts);
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                break;
+            }
+        }
+        return results;
+    }
+
+    let next = AtomicUsize::new(0);
+    // The position of the first page that failed; pages after it are not converted.
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let span = tracing::Span::current();
+    let mut converted: Vec<(usize, Result<ImagePage, Refusal>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let _entered = span.enter();
+                    let mut done = Vec::new();
+                    loop {
+                        let position = next.fetch_add(1, Ordering::Relaxed);
+                        if position >= pages.len() || position > first_failure.load(Ordering::Relaxed) {
+                            return done;
+                        }
+                        let result = convert_page(file, &pages[position], structure_starts);
+                        if result.is_err() {
+                            first_failure.fetch_min(position, Ordering::Relaxed);
+                        }
+                        done.push((position, result));
+                    }
+                })
+            })
+            .collect();
+        // A panic in a worker is raised again here, where the conversion pool catches it.
+        workers.into_iter().flat_map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
+    converted.sort_by_key(|(position, _)| *position);
+    let mut results = Vec::with_capacity(converted.len());
+    for (_, result) in converted {
+        let failed = result.is_err();
+        results.push(result);
+        if failed {
+            break;
+        }
+    }
+    results
+}
+
+fn convert_page(file: &File<'_>, page: &Page, structure_starts: &[usize]) -> Result<ImagePage, Refusal> {
+    let images = match page.compression {
+        2..=4 => ccitt_images(file, page, structure_starts)?,
+        6 => {
+            return Err(Refusal::Rejected(
+                "old-style JPEG compression in TIFF (Compression 6) is not supported; send a PDF".to_string(),
+            ));
+        }
+        _ => vec![decoded_image(file.data, page)?],
+    };
+    let (width, height) = page_size(page);
+    Ok(ImagePage { width, height, images: orient(images, page, width, height) })
 }
 
 /// Walks the IFD chain. A chain that returns to an IFD, leaves the file or has more than
@@ -955,5 +1049,31 @@ mod tests {
         let images = images_of(&data, &page);
         assert_eq!(images.len(), 1);
         assert_eq!(images[0].stream.content, strip);
+    }
+
+    #[test]
+    fn pages_converted_in_order_up_to_first_failure() {
+        // Six one-strip Modified Huffman pages, the fourth and sixth damaged: their
+        // short runs end with the data, far from the row's 1728 columns.
+        let mut strips: Vec<Vec<u8>> = (0..6).map(|_| WHITE_ROW_1D.to_vec()).collect();
+        strips[3] = vec![0xFF; 3];
+        strips[5] = vec![0xFF; 3];
+        let (data, whole) = fax_page(2, 0, 1, &strips);
+        let pages: Vec<Page> = (0..6)
+            .map(|index| Page {
+                index,
+                length: 1,
+                strip_offsets: vec![whole.strip_offsets[index]],
+                strip_byte_counts: vec![whole.strip_byte_counts[index]],
+                ..whole.clone()
+            })
+            .collect();
+        let results = convert_pages(&File { data: &data, little_endian: true }, &pages, &[]);
+        assert_eq!(results.len(), 4, "the pages after the first failure are left out");
+        assert!(results[..3].iter().all(|result| result.is_ok()));
+        match &results[3] {
+            Err(Refusal::Rejected(reason)) => assert!(reason.contains("page 4"), "{reason}"),
+            _ => panic!("page 4 should be rejected"),
+        }
     }
 }
