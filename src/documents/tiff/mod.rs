@@ -247,12 +247,13 @@ fn check_pixels(page: &Page, total_pixels: &mut u64) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Converts pages, returning one result per page in page order. A file whose pages are
-/// all CCITT (fax TIFFs) is converted by up to [`MAX_PAGE_THREADS`] threads, each
-/// taking the next page, because checking fax data takes most of the time. Such a page
+/// Converts pages and returns their results in page order, up to and including the
+/// first that fails. A file whose pages are all CCITT (fax TIFFs) is converted by up to
+/// [`MAX_PAGE_THREADS`] threads, each taking the next page, because checking fax data
+/// takes most of the time. Such a page
 /// needs at most its strips, a bitmap of one bit per pixel and its output, so memory
 /// stays bounded. Pages of other compressions may need hundreds of megabytes to decode
-/// and are converted one at a time. Pages after one that fails are skipped.
+/// and are converted one at a time.
 fn convert_pages(file: &File<'_>, pages: &[Page], structure_starts: &[usize]) -> Vec<Result<ImagePage, Refusal>> {
     let all_ccitt = pages.iter().all(|page| (2..=4).contains(&page.compression));
     let threads = if all_ccitt {
