@@ -486,14 +486,14 @@ fn ccitt_images(file: &File<'_>, page: &Page, structure_starts: &[usize]) -> Res
     };
 
     if params.k >= 0 {
-        if let Some(groups) = join_strips(page, &strips, params, k, &bitmap) {
+        let joined = Joined::new(&strips);
+        if let Some(groups) = join_strips(page, &strips, &joined, params, k, &bitmap) {
             debug!(page = page_number, ?params, strips = strips.len(), images = groups.len(), "CCITT strips passed through");
             let mut images = Vec::with_capacity(groups.len());
             let mut first_row = 0;
             for group in groups {
-                let members = &strips[group.strips];
-                let rows = members.iter().map(|strip| strip.rows).sum();
-                let bytes = members.iter().flat_map(|strip| strip.bytes.iter().copied()).collect();
+                let rows = strips[group.strips.clone()].iter().map(|strip| strip.rows).sum();
+                let bytes = joined.bytes(group.strips.start, group.strips.end).to_vec();
                 images.push(ccitt_image(page, bytes, first_row, rows, params, group.k));
                 first_row += rows;
             }
@@ -524,6 +524,34 @@ struct Strip {
 struct StripGroup {
     strips: Range<usize>,
     k: i32,
+}
+
+/// The bytes of all strips of a page one after the other, so that any run of
+/// consecutive strips is one slice.
+struct Joined {
+    data: Vec<u8>,
+    /// Where each strip starts in `data`, and then the end of the last.
+    starts: Vec<usize>,
+}
+
+impl Joined {
+    fn new(strips: &[Strip]) -> Self {
+        let mut starts = Vec::with_capacity(strips.len() + 1);
+        let mut data = Vec::with_capacity(strips.iter().map(|strip| strip.bytes.len()).sum());
+        for strip in strips {
+            starts.push(data.len());
+            data.extend_from_slice(&strip.bytes);
+        }
+        starts.push(data.len());
+        Joined { data, starts }
+    }
+
+    /// Returns the bytes of strips `first` to `end` (exclusive).
+    fn bytes(&self, first: usize, end: usize) -> &[u8] {
+        let from = self.starts.get(first).copied().unwrap_or(self.data.len());
+        let to = self.starts.get(end).copied().unwrap_or(self.data.len());
+        self.data.get(from..to).unwrap_or_default()
+    }
 }
 
 /// The rows of a page as packed 1-bit rows, 1 for the white of the CCITT data.
@@ -583,7 +611,14 @@ impl Bitmap {
 /// EOL codes before every row (zero fill bits before an EOL are allowed), or with
 /// byte-aligned rows, and with a 1-D row first where rows are mixed. Returns None when
 /// more images than [`MAX_PASS_THROUGH_STRIPS`] would be needed.
-fn join_strips(page: &Page, strips: &[Strip], params: CcittParams, k: i32, bitmap: &Bitmap) -> Option<Vec<StripGroup>> {
+fn join_strips(
+    page: &Page,
+    strips: &[Strip],
+    joined: &Joined,
+    params: CcittParams,
+    k: i32,
+    bitmap: &Bitmap,
+) -> Option<Vec<StripGroup>> {
     let mut groups = Vec::new();
     let mut start = 0;
     let mut first_row = 0usize;
@@ -593,10 +628,9 @@ fn join_strips(page: &Page, strips: &[Strip], params: CcittParams, k: i32, bitma
         }
         // Decode all remaining strips as one stream and keep the strips whose rows all
         // come out the same.
-        let joined: Vec<u8> = strips[start..].iter().flat_map(|strip| strip.bytes.iter().copied()).collect();
         let remaining_rows = bitmap.rows() - first_row;
         let all_rows = CcittParams { rows: remaining_rows as u32, ..params };
-        let (matched, result) = bitmap.matching_rows(&joined, all_rows, first_row);
+        let (matched, result) = bitmap.matching_rows(joined.bytes(start, strips.len()), all_rows, first_row);
         let mut end = start;
         let mut rows = 0usize;
         while end < strips.len() && rows + strips[end].rows as usize <= matched {
@@ -609,9 +643,8 @@ fn join_strips(page: &Page, strips: &[Strip], params: CcittParams, k: i32, bitma
             _ if end > start + 1 => {
                 // The group's own bytes must decode alone the same way: its last row may
                 // have read bits of the strip after it.
-                let bytes: Vec<u8> = strips[start..end].iter().flat_map(|strip| strip.bytes.iter().copied()).collect();
                 let group_params = CcittParams { rows: rows as u32, ..params };
-                match bitmap.matching_rows(&bytes, group_params, first_row) {
+                match bitmap.matching_rows(joined.bytes(start, end), group_params, first_row) {
                     (matched, Ok(decoded)) if matched == rows => k_of(params, decoded),
                     _ => {
                         end = start + 1;
