@@ -530,7 +530,7 @@ struct StripGroup {
 /// consecutive strips is one slice.
 struct Joined {
     data: Vec<u8>,
-    /// Where each strip starts in `data`, and then the end of the last.
+    /// The offset of each strip in `data`, and then the end of the last.
     starts: Vec<usize>,
 }
 
