@@ -248,7 +248,14 @@ fn group3_without_eol_passed_through() {
     let folder = tempfile::tempdir().unwrap();
     for name in ["libtiff-g3-1d-no-eol.tif", "tm-mh-data-labelled-g3.tif"] {
         let mine = convert_with_binary(name, folder.path());
-        let (images, _) = assert_strips_passed_through(name, &mine);
+        let (images, strips_per_image) = assert_strips_passed_through(name, &mine);
+        if name == "libtiff-g3-1d-no-eol.tif" {
+            // Without EOL codes, a strip joins the one before it only where the zero bits
+            // padding that strip's last row leave the next row's codes unchanged, as when
+            // the row ends on a byte boundary. Some of the 63 strips do, others not.
+            assert!(strips_per_image.iter().any(|&strips| strips > 1), "{name}: some strips joined");
+            assert!(images.len() > 1, "{name}: some strips cannot join");
+        }
         for image in &images {
             let parms = decode_parms(image);
             assert_eq!(parms.get(b"K").unwrap().as_i64().unwrap(), 0, "{name}");

@@ -45,10 +45,9 @@ const MAX_IFD_ENTRIES: u16 = 1000;
 /// Maximum strips of one page.
 const MAX_STRIPS: usize = 100_000;
 
-/// Maximum images a CCITT page is passed through as, when its strips do not join into
-/// one. A page that would need more (some writers put one row in each strip) is
-/// re-encoded as one Group 4 image, because a page drawn from thousands of images is
-/// slow to render.
+/// Maximum images of one CCITT page whose strips do not all join into one image. A page
+/// that would need more (some writers put one row in each strip) is re-encoded as one
+/// Group 4 image, because a page drawn from thousands of images is slow to render.
 const MAX_PASS_THROUGH_STRIPS: usize = 64;
 
 /// Maximum threads converting the pages of one fax TIFF. The conversion pool already
@@ -250,10 +249,9 @@ fn check_pixels(page: &Page, total_pixels: &mut u64) -> Result<(), Refusal> {
 /// Converts pages and returns their results in page order, up to and including the
 /// first that fails. A file whose pages are all CCITT (fax TIFFs) is converted by up to
 /// [`MAX_PAGE_THREADS`] threads, each taking the next page, because checking fax data
-/// takes most of the time. Such a page
-/// needs at most its strips, a bitmap of one bit per pixel and its output, so memory
-/// stays bounded. Pages of other compressions may need hundreds of megabytes to decode
-/// and are converted one at a time.
+/// takes most of the time. Such a page needs at most its strips, a bitmap of one bit per
+/// pixel and its output, so memory stays bounded. Pages of other compressions may need
+/// hundreds of megabytes to decode and are converted one at a time.
 fn convert_pages(file: &File<'_>, pages: &[Page], structure_starts: &[usize]) -> Vec<Result<ImagePage, Refusal>> {
     let all_ccitt = pages.iter().all(|page| (2..=4).contains(&page.compression));
     let threads = if all_ccitt {
