@@ -146,10 +146,10 @@ fn tiff2pdf(name: &str, folder: &Path) -> PathBuf {
     output
 }
 
-/// Checks that the first page's images pass its strips through: each image holds the
+/// Checks that the first page's images pass its strips through: each image contains the
 /// bytes of one or more consecutive whole strips (bit-reversed for FillOrder 2) and as
-/// many rows, and together they hold every strip in order. Returns the images and, for
-/// each, the number of strips it holds.
+/// many rows, and together they contain every strip in order. Returns the images and,
+/// for each, the number of strips it contains.
 fn assert_strips_passed_through(name: &str, pdf: &Path) -> (Vec<Stream>, Vec<usize>) {
     let data = sample(name);
     let strips = first_ifd_strips(&data);
@@ -161,23 +161,23 @@ fn assert_strips_passed_through(name: &str, pdf: &Path) -> (Vec<Stream>, Vec<usi
     for (index, image) in images.iter().enumerate() {
         assert_eq!(image.dict.get(b"Filter").unwrap().as_name().unwrap(), b"CCITTFaxDecode", "{name}");
         let mut expected = Vec::new();
-        let mut taken = 0;
+        let mut strips_in_image = 0;
         while expected.len() < image.content.len() && next_strip < strips.strips.len() {
             let (offset, count) = strips.strips[next_strip];
             expected.extend_from_slice(&data[offset..offset + count]);
             next_strip += 1;
-            taken += 1;
+            strips_in_image += 1;
         }
         if strips.fill_order == 2 {
             expected.iter_mut().for_each(|byte| *byte = byte.reverse_bits());
         }
-        assert_eq!(image.content, expected, "{name}: image {index} holds whole strips");
+        assert_eq!(image.content, expected, "{name}: image {index} contains whole strips");
         let rows = decode_parms(image).get(b"Rows").unwrap().as_i64().unwrap() as usize;
         let length = first_ifd_value(&data, 257).unwrap() as usize;
-        let first_row = (next_strip - taken) * rows_per_strip.min(length);
+        let first_row = (next_strip - strips_in_image) * rows_per_strip.min(length);
         let strip_rows = (next_strip * rows_per_strip.min(length)).min(length) - first_row;
         assert_eq!(rows, strip_rows, "{name}: image {index} has the rows of its strips");
-        strips_per_image.push(taken);
+        strips_per_image.push(strips_in_image);
     }
     assert_eq!(next_strip, strips.strips.len(), "{name}: every strip is passed through");
     (images, strips_per_image)
