@@ -219,11 +219,11 @@ impl<'a> Bits<'a> {
         Some(run)
     }
 
-    fn mode_code(&mut self) -> Result<Step, DecodeError> {
+    fn mode_code(&mut self, tables: &Tables) -> Result<Step, DecodeError> {
         if self.at_end() {
             return Err("data ends inside a row".to_string());
         }
-        match tables().modes.get(self.peek(MODE_BITS) as usize).copied().flatten() {
+        match tables.modes.get(self.peek(MODE_BITS) as usize).copied().flatten() {
             Some((step, length)) => {
                 self.consume(u32::from(length)).map_err(|()| "data ends inside a mode code".to_string())?;
                 Ok(step)
@@ -298,8 +298,8 @@ pub(crate) fn decode(data: &[u8], params: Params, mut on_row: impl FnMut(&[u32])
 /// Reads one run length: make-up codes followed by a terminating code. With
 /// `lenient_end`, a run whose make-up codes reach exactly that length may lack the
 /// terminating code.
-fn read_run(bits: &mut Bits<'_>, is_white: bool, lenient_end: Option<u32>) -> Result<u32, DecodeError> {
-    let lookup = if is_white { &tables().white_runs } else { &tables().black_runs };
+fn read_run(bits: &mut Bits<'_>, tables: &Tables, is_white: bool, lenient_end: Option<u32>) -> Result<u32, DecodeError> {
+    let lookup = if is_white { &tables.white_runs } else { &tables.black_runs };
     let mut total = 0u32;
     // A row of at most 65535 columns needs at most 26 make-up codes of 2560.
     for _ in 0..32 {
@@ -327,13 +327,14 @@ fn eol_ahead(bits: &Bits<'_>) -> bool {
 }
 
 fn decode_1d(bits: &mut Bits<'_>, current: &mut Vec<u32>, columns: u32, lenient: bool) -> Result<(), DecodeError> {
+    let tables = tables();
     let mut position = 0u32;
     let mut is_white = true;
     while position < columns {
         if lenient && eol_ahead(bits) {
             return Ok(());
         }
-        position += read_run(bits, is_white, lenient.then(|| columns - position))?;
+        position += read_run(bits, tables, is_white, lenient.then(|| columns - position))?;
         if position > columns {
             return Err(format!("runs reach column {position}, past the width of {columns}"));
         }
@@ -379,6 +380,7 @@ fn decode_2d(
     let mut a0: i64 = -1;
     let mut is_white = true;
     let columns_i = i64::from(columns);
+    let tables = tables();
     let mut scan = ReferenceScan { reference, next: 0 };
     while a0 < columns_i {
         // V0, the commonest code, is a single one bit, and a run of them copies the
@@ -400,7 +402,7 @@ fn decode_2d(
         if lenient && eol_ahead(bits) {
             return Ok(());
         }
-        let step = bits.mode_code()?;
+        let step = bits.mode_code(tables)?;
         let (b1, b2) = scan.b1_b2(a0, is_white, columns);
         match step {
             Step::Pass => {
@@ -412,8 +414,8 @@ fn decode_2d(
             Step::Horizontal => {
                 let start = a0.max(0);
                 let remaining = |from: i64| lenient.then(|| (columns_i - from).max(0) as u32);
-                let a1 = start + i64::from(read_run(bits, is_white, remaining(start))?);
-                let a2 = a1 + i64::from(read_run(bits, !is_white, remaining(a1))?);
+                let a1 = start + i64::from(read_run(bits, tables, is_white, remaining(start))?);
+                let a2 = a1 + i64::from(read_run(bits, tables, !is_white, remaining(a1))?);
                 if a2 > columns_i {
                     return Err(format!("horizontal runs reach column {a2}, past the width of {columns}"));
                 }
