@@ -237,17 +237,29 @@ async fn wait_for_stop(certificates: &[(&str, &smtp::TlsConfig)]) {
     }
 }
 
-/// Logs in the background whether Office documents can be converted. The first start
-/// of LibreOffice can take many seconds, so it does not delay readiness.
+/// Removes the office working folders of ended processes and logs whether Office
+/// documents can be converted, in the background: the first start of LibreOffice can
+/// take many seconds, so it does not delay readiness.
 fn probe_office_converter(config: &Config) {
     let limits = crate::documents::Limits::from_settings(&config.documents, config.smtp.max_message_size);
-    tokio::task::spawn_blocking(move || match crate::documents::office::probe(&limits) {
+    tokio::task::spawn_blocking(move || {
+        let removed = crate::documents::office::remove_stale_folders(&std::env::temp_dir());
+        if removed > 0 {
+            info!(removed, "removed office working folders left by ended processes");
+        }
+        report_office_converter(&limits);
+    });
+}
+
+/// Logs whether the office converter runs, and its version.
+fn report_office_converter(limits: &crate::documents::Limits) {
+    match crate::documents::office::probe(limits) {
         Some(version) => info!(converter = %limits.office_converter, version = %version, "Office documents will be converted"),
         None => warn!(
             converter = %limits.office_converter,
             "office converter not found; Office attachments will be rejected (install LibreOffice or set documents.office_converter)"
         ),
-    });
+    }
 }
 
 fn notify_systemd(state: &[sd_notify::NotifyState]) {

@@ -10,6 +10,10 @@
 //! first process alone would leave running. At most [`MAX_CONCURRENT`] conversions run
 //! at once. The output goes through the same checks as an attached PDF.
 //!
+//! The folders are named after the process id (`faxgate-office-<pid>-...` in the
+//! system's temporary folder), so that a daemon killed with SIGKILL, which leaves its
+//! folders behind, has them removed by the next start.
+//!
 //! Without the converter such documents are rejected with a reply that says so. A
 //! conversion that times out is rejected (`550 5.6.1`) naming the timeout rather than
 //! deferred, because the same document would time out again on every retry.
@@ -34,6 +38,9 @@ pub const MAX_CONCURRENT: usize = 2;
 /// Maximum run time of `soffice --version` at start-up; a first start of LibreOffice
 /// takes a few seconds.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Start of every working folder's name; the process id and a random part follow.
+const FOLDER_PREFIX: &str = "faxgate-office-";
 
 /// Interval between checks whether the converter has exited.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -87,7 +94,7 @@ impl Drop for Slot {
 /// The daemon calls this once at start-up to log whether Office documents convert.
 pub fn probe(limits: &Limits) -> Option<String> {
     let program = find_program(&limits.office_converter)?;
-    let folder = tempfile::Builder::new().prefix("faxgate-office-probe-").tempdir().ok()?;
+    let folder = working_folder().ok()?;
     let mut command = Command::new(&program);
     command.arg("--version");
     let run = run_isolated(command, folder.path(), PROBE_TIMEOUT.max(limits.office_timeout));
@@ -109,6 +116,37 @@ pub fn probe(limits: &Limits) -> Option<String> {
             None
         }
     }
+}
+
+/// Creates a working folder named after this process, removed when it is dropped.
+fn working_folder() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(&format!("{FOLDER_PREFIX}{}-", std::process::id())).tempdir()
+}
+
+/// Removes the working folders in `temp_dir` left by processes that no longer run, such
+/// as a daemon killed during a conversion, and returns how many it removed.
+pub fn remove_stale_folders(temp_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(temp_dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| name.strip_prefix(FOLDER_PREFIX)).and_then(|rest| {
+            let (pid, _) = rest.split_once('-')?;
+            pid.parse::<u32>().ok()
+        }) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(error) => warn!(folder = %entry.path().display(), %error, "cannot remove a stale office folder"),
+        }
+    }
+    removed
 }
 
 /// Converts one Office document to PDF pages.
@@ -167,9 +205,7 @@ fn run_conversion(
         return Err(Refusal::Busy);
     };
 
-    let folder = tempfile::Builder::new()
-        .prefix("faxgate-office-")
-        .tempdir()
+    let folder = working_folder()
         .map_err(|error| internal(format!("creating a temporary folder failed: {error}")))?;
     let input_path = folder.path().join(format!("document.{}", input.extension));
     let output_dir = folder.path().join("out");
@@ -397,6 +433,23 @@ mod tests {
             Err(Refusal::TooManyPages { .. } | Refusal::Busy) | Ok(_) => panic!("expected a rejection"),
         }
         assert_eq!(probe(&limits), None);
+    }
+
+    #[test]
+    fn stale_folders_of_ended_processes_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let mut child = Command::new("true").spawn().unwrap();
+        let ended = child.id();
+        child.wait().unwrap();
+        let own = std::process::id();
+        for name in [format!("faxgate-office-{ended}-abc"), format!("faxgate-office-{own}-def"), "other".into()] {
+            std::fs::create_dir_all(temp.path().join(name).join("profile")).unwrap();
+        }
+
+        assert_eq!(remove_stale_folders(temp.path()), 1);
+        assert!(!temp.path().join(format!("faxgate-office-{ended}-abc")).exists());
+        assert!(temp.path().join(format!("faxgate-office-{own}-def")).exists());
+        assert!(temp.path().join("other").exists());
     }
 
     #[test]
