@@ -156,15 +156,19 @@ impl Reporter {
         Ok(())
     }
 
-    /// Queues a report for every job that ended and has none decided yet. Only jobs
-    /// that ended within `fax.max_queue_lifetime` are considered, so a store from an
-    /// older version does not send reports for old jobs.
+    /// Queues a report for every job that ended and has none decided yet: completed and
+    /// failed jobs once per state change, and deleted jobs only when no report was
+    /// decided for them before, so a sender who was told of a failure is not told again.
+    /// Only jobs that ended within `fax.max_queue_lifetime` are considered, so a store
+    /// from an older version does not send reports for old jobs.
     async fn queue_reports(&self) -> Result<(), QueueError> {
         let cutoff = now_ms()
             .saturating_sub(i64::try_from(self.inner.config.fax.max_queue_lifetime.as_millis()).unwrap_or(i64::MAX));
         let rows = sqlx::query(
-            "SELECT j.id, j.updated_at FROM fax_jobs j WHERE j.state IN ('completed', 'failed') AND j.updated_at >= ? \
-             AND NOT EXISTS (SELECT 1 FROM fax_reports r WHERE r.job_id = j.id AND r.version = j.updated_at) \
+            "SELECT j.id, j.updated_at FROM fax_jobs j WHERE j.updated_at >= ? AND (\
+             (j.state IN ('completed', 'failed') \
+              AND NOT EXISTS (SELECT 1 FROM fax_reports r WHERE r.job_id = j.id AND r.version = j.updated_at)) \
+             OR (j.state = 'deleted' AND NOT EXISTS (SELECT 1 FROM fax_reports r WHERE r.job_id = j.id))) \
              ORDER BY j.updated_at, j.id",
         )
         .bind(cutoff)

@@ -160,6 +160,33 @@ async fn permanent_submission_failure_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_job_gets_failure_report() {
+    let fake = FakeSinch::start().await;
+    // The first submission is refused for an hour, so the job waits in the queue.
+    fake.fail_next_sends(1, 503, Some(3600));
+    let relay = RelayServer::start(RelayTls::RequireStarttls);
+    let daemon = tokio::task::block_in_place(|| start_daemon(&fake, &relay, Setup::default()));
+    let job_id = tokio::task::block_in_place(|| send_with_swaks(&daemon));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !daemon.log().contains("fax submission failed; will retry") {
+        assert!(Instant::now() < deadline, "the submission did not fail:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let delete = tokio::task::block_in_place(|| daemon.cli(&["queue", "delete", &job_id]));
+    assert!(delete.status.success(), "{}", String::from_utf8_lossy(&delete.stderr));
+    let mail = wait_for_report(&relay, &daemon, Duration::from_secs(60)).await;
+    check_report_headers(&mail);
+    assert_eq!(mail.subject(), "Fax to +14155552222 failed: deleted by an administrator");
+    assert!(mail.body_text().contains(&format!("Job:         {job_id}")), "{}", mail.body_text());
+
+    // One report only, and no fax was sent after the deletion.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(relay.messages_to(ALICE).len(), 1, "{}", daemon.log());
+    assert!(fake.faxes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_copy_and_disabled_success_reports() {
     let fake = FakeSinch::start().await;
     fake.complete_sends(AutoResult { status: "COMPLETED", error: None, callback: Some(CallbackFormat::Json) });

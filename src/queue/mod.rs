@@ -88,6 +88,9 @@ pub const SCHEMA: &[&str] = &[
 /// [`run_workers`] set another.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
 
+/// The last error of a job an administrator deleted.
+const DELETED_REASON: &str = "deleted by an administrator";
+
 /// The columns of `fax_jobs` that [`Queue::job_from_row`] reads.
 macro_rules! job_columns {
     () => {
@@ -527,7 +530,9 @@ impl Queue {
 
     /// Deletes a job that is `queued` or `failed`, so that it is never submitted. The row
     /// stays, in state `deleted`, for its history. Jobs being or already submitted
-    /// cannot be deleted, because the fax may already be on its way.
+    /// cannot be deleted, because the fax may already be on its way. The reason is kept
+    /// as the job's last error, for the failure report its sender gets when none was
+    /// sent before.
     pub async fn delete(&self, id: &str) -> Result<(), QueueError> {
         let job = self.job(id).await?.ok_or_else(|| QueueError::NotFound(id.to_string()))?;
         if !matches!(job.state, JobState::Queued | JobState::Failed) {
@@ -536,18 +541,20 @@ impl Queue {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         let updated = sqlx::query(
-            "UPDATE fax_jobs SET state = 'deleted', updated_at = ? WHERE id = ? AND state IN ('queued', 'failed')",
+            "UPDATE fax_jobs SET state = 'deleted', updated_at = ?, last_error = ? WHERE id = ? \
+             AND state IN ('queued', 'failed')",
         )
         .bind(now)
+        .bind(DELETED_REASON)
         .bind(id)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
             return Err(self.wrong_state(id, "delete").await);
         }
-        insert_event(&mut tx, id, now, JobState::Deleted, "deleted by an administrator").await?;
+        insert_event(&mut tx, id, now, JobState::Deleted, DELETED_REASON).await?;
         tx.commit().await?;
-        log_change(&job, JobState::Deleted, None, "deleted by an administrator");
+        log_change(&job, JobState::Deleted, None, DELETED_REASON);
         self.release_document(&job).await;
         Ok(())
     }
