@@ -223,6 +223,15 @@ mod tests {
     }
 
     #[test]
+    fn named_values_accepted_in_any_case() {
+        let config = parse_str("[documents]\npaper = \"A4\"\nbody = \"Cover\"\n").unwrap();
+        assert_eq!(config.documents.paper, Paper::A4);
+        assert_eq!(config.documents.body, BodyMode::Cover);
+        let err = parse_str("[documents]\npaper = \"A5\"\n").unwrap_err().to_string();
+        assert!(err.contains("\"A5\" is not one of \"letter\", \"a4\""), "{err}");
+    }
+
+    #[test]
     fn wrong_value_type_names_key() {
         let err = parse_str("[smtp]\nmax_message_size = \"25MB\"\n").unwrap_err().to_string();
         assert!(err.contains("line 2: invalid value \"25MB\" for smtp.max_message_size"), "{err}");

@@ -615,10 +615,11 @@ fn relay(raw: raw::RawRelay, base: &Path, data_dir: &Path) -> Result<Relay, Inva
 }
 
 /// Picks the variant whose name equals `value`.
+/// Returns the variant named `value`, in any case (`"A4"` as well as `"a4"`).
 fn choose<T: Copy>(key: &str, value: &str, variants: &[(&str, T)]) -> Result<T, InvalidKey> {
     variants
         .iter()
-        .find(|(name, _)| *name == value)
+        .find(|(name, _)| name.eq_ignore_ascii_case(value))
         .map(|(_, v)| *v)
         .ok_or_else(|| {
             let names: Vec<String> = variants.iter().map(|(n, _)| format!("\"{n}\"")).collect();
