@@ -8,21 +8,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::daemon::{DOMAIN, Setup, TestDaemon};
-use support::fake_sinch::{AutoResult, CallbackFormat, FakeSinch, KEY_ID, KEY_SECRET, PROJECT_ID, SERVICE_ID};
+use support::fake_sinch::{AutoResult, CallbackFormat, FakeSinch};
+use support::fake_sinch_config::sinch_table;
 use support::pdf::{LETTER, make_pdf};
 use support::relay_server::{RelayServer, RelayTls, RelayedMail};
 
 const ALICE: &str = "alice@example.com";
 const MESSAGE_ID: &str = "<report-test-1@client.example>";
-
-fn sinch_table(fake: &FakeSinch) -> String {
-    format!(
-        "project_id = \"{PROJECT_ID}\"\nservice_id = \"{SERVICE_ID}\"\nkey_id = \"{KEY_ID}\"\n\
-         key_secret = \"{KEY_SECRET}\"\nauth = \"oauth2\"\napi_url = \"{}\"\nauth_url = \"{}\"\n",
-        fake.api_url(),
-        fake.auth_url()
-    )
-}
 
 fn start_daemon(fake: &FakeSinch, relay: &RelayServer, setup: Setup) -> TestDaemon {
     let setup = Setup { sinch: Some(sinch_table(fake)), relay: Some(relay.relay_table("")), ..setup };

@@ -7,20 +7,15 @@ use std::time::Duration;
 
 use base64::Engine;
 use support::daemon::{DOMAIN, Setup, TestDaemon, wait_for};
-use support::fake_sinch::{FakeSinch, KEY_ID, KEY_SECRET, PROJECT_ID, SERVICE_ID, SendScript};
+use support::fake_sinch::{FakeSinch, SERVICE_ID, SendScript};
+use support::fake_sinch_config::sinch_table;
 use support::pdf::{A4, LETTER, fit_scales, make_pdf, message_with_pdfs, page_sizes};
 use support::smtp_client::Client;
 
 const ALICE: &str = "alice@example.com";
 
 fn sinch_daemon(fake: &FakeSinch) -> TestDaemon {
-    let sinch = format!(
-        "project_id = \"{PROJECT_ID}\"\nservice_id = \"{SERVICE_ID}\"\nkey_id = \"{KEY_ID}\"\n\
-         key_secret = \"{KEY_SECRET}\"\nauth = \"oauth2\"\napi_url = \"{}\"\nauth_url = \"{}\"\n\
-         request_timeout = 30\n",
-        fake.api_url(),
-        fake.auth_url()
-    );
+    let sinch = sinch_table(fake);
     let daemon = TestDaemon::start(Setup { sinch: Some(sinch), ..Setup::default() });
     daemon.add_mapping(ALICE, &["+14155550100:send"]);
     daemon

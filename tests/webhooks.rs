@@ -9,7 +9,8 @@ mod support;
 use std::time::Duration;
 
 use support::daemon::{Setup, TestDaemon, wait_for};
-use support::fake_sinch::{CallbackFormat, FakeSinch, KEY_ID, KEY_SECRET, PROJECT_ID, SERVICE_ID};
+use support::fake_sinch::{CallbackFormat, FakeSinch};
+use support::fake_sinch_config::sinch_table;
 use support::pdf::{A4, LETTER, make_pdf};
 use support::relay_server::{RelayServer, RelayTls, RelayedMail};
 use support::webhook_client::{JsonFile, PASSWORD, USER, Webhook, incoming_fax, multipart_body};
@@ -263,12 +264,7 @@ async fn unmapped_number_goes_to_postmaster() {
 async fn missing_file_is_downloaded() {
     let fake = FakeSinch::start().await;
     let relay = RelayServer::start(RelayTls::RequireStarttls);
-    let sinch = format!(
-        "project_id = \"{PROJECT_ID}\"\nservice_id = \"{SERVICE_ID}\"\nkey_id = \"{KEY_ID}\"\n\
-         key_secret = \"{KEY_SECRET}\"\nauth = \"oauth2\"\napi_url = \"{}\"\nauth_url = \"{}\"\n",
-        fake.api_url(),
-        fake.auth_url()
-    );
+    let sinch = sinch_table(&fake);
     let daemon =
         tokio::task::block_in_place(|| daemon_with_receivers(&relay, Setup { sinch: Some(sinch), ..Setup::default() }));
     let pdf = make_pdf(&[A4, A4]);
@@ -288,12 +284,7 @@ async fn missing_file_is_downloaded() {
 async fn undownloadable_fax_still_reaches_receivers() {
     let fake = FakeSinch::start().await;
     let relay = RelayServer::start(RelayTls::RequireStarttls);
-    let sinch = format!(
-        "project_id = \"{PROJECT_ID}\"\nservice_id = \"{SERVICE_ID}\"\nkey_id = \"{KEY_ID}\"\n\
-         key_secret = \"{KEY_SECRET}\"\nauth = \"oauth2\"\napi_url = \"{}\"\nauth_url = \"{}\"\n",
-        fake.api_url(),
-        fake.auth_url()
-    );
+    let sinch = sinch_table(&fake);
     let daemon =
         tokio::task::block_in_place(|| daemon_with_receivers(&relay, Setup { sinch: Some(sinch), ..Setup::default() }));
     // The fake API does not know this fax, so both download paths return 404, a

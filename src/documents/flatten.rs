@@ -269,17 +269,23 @@ fn page_resources_with(document: &Document, page_id: ObjectId, drawings: &[Drawi
     resources
 }
 
-/// Returns the page's content streams enclosed in `q` ... `Q`, so the page's own
-/// graphics state cannot shift the drawings, followed by `operators`.
-fn wrapped_contents(document: &mut Document, page_id: ObjectId, operators: String) -> Vec<Object> {
-    let existing: Vec<Object> = match document.get_dictionary(page_id).and_then(|page| page.get(b"Contents")) {
+/// Returns the entries of the page's `/Contents`: a single stream, or each stream of an
+/// array, which may itself be given by reference.
+pub(crate) fn content_streams(document: &Document, page_id: ObjectId) -> Vec<Object> {
+    match document.get_dictionary(page_id).and_then(|page| page.get(b"Contents")) {
         Ok(Object::Array(items)) => items.clone(),
         Ok(Object::Reference(id)) => match document.get_object(*id) {
             Ok(Object::Array(items)) => items.clone(),
             _ => vec![Object::Reference(*id)],
         },
         _ => Vec::new(),
-    };
+    }
+}
+
+/// Returns the page's content streams enclosed in `q` ... `Q`, so the page's own
+/// graphics state cannot shift the drawings, followed by `operators`.
+fn wrapped_contents(document: &mut Document, page_id: ObjectId, operators: String) -> Vec<Object> {
+    let existing = content_streams(document, page_id);
     let opening = document.add_object(Stream::new(Dictionary::new(), b"q\n".to_vec()));
     let closing = document.add_object(Stream::new(Dictionary::new(), format!("\nQ\n{operators}").into_bytes()));
 

@@ -388,14 +388,7 @@ fn skip_inline_image_data(content: &[u8], from: usize) -> usize {
 /// restores the states left open, up to [`MAX_UNMATCHED_RESTORES`] of them, so the
 /// content of an ordinary page is balanced as a whole.
 fn wrap_contents(document: &mut Document, page_id: ObjectId, matrix: Matrix, visible: Rect, balance: StackBalance) {
-    let existing: Vec<Object> = match document.get_dictionary(page_id).and_then(|page| page.get(b"Contents")) {
-        Ok(Object::Array(items)) => items.clone(),
-        Ok(Object::Reference(id)) => match document.get_object(*id) {
-            Ok(Object::Array(items)) => items.clone(),
-            _ => vec![Object::Reference(*id)],
-        },
-        _ => Vec::new(),
-    };
+    let existing = flatten::content_streams(document, page_id);
     let guards = balance.excess.min(MAX_UNMATCHED_RESTORES);
     // Past the cap, the excess `Q` operators also pop the transformation, so only the
     // states opened after the deepest point are left to close.
