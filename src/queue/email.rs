@@ -32,7 +32,7 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use tokio::sync::Notify;
 
-use super::{QueueError, now_ms, spool, time_from_ms};
+use super::{QueueError, insert_event, now_ms, spool, time_from_ms};
 use crate::store::Store;
 
 /// Tables of the email queue. Times are milliseconds since the Unix epoch, UTC.
@@ -666,23 +666,6 @@ async fn update_state(conn: &mut SqliteConnection, update: &StateUpdate) -> Resu
     }
     insert_event(conn, &update.id, now, update.to, &update.reason).await?;
     Ok(true)
-}
-
-async fn insert_event(
-    conn: &mut SqliteConnection,
-    job_id: &str,
-    at: i64,
-    state: EmailState,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO email_job_events (job_id, at, state, reason) VALUES (?, ?, ?, ?)")
-        .bind(job_id)
-        .bind(at)
-        .bind(state.as_str())
-        .bind(reason)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 async fn remove_quietly(path: &Path) {

@@ -896,25 +896,49 @@ async fn update_state(conn: &mut SqliteConnection, update: &StateUpdate) -> Resu
     Ok(true)
 }
 
-async fn insert_event(
+/// A job state that is recorded in a history table.
+trait EventState: Copy {
+    /// The statement that adds a row to the history table of this kind of job.
+    const INSERT_EVENT: &'static str;
+
+    fn name(self) -> &'static str;
+}
+
+impl EventState for JobState {
+    const INSERT_EVENT: &'static str = "INSERT INTO fax_job_events (job_id, at, state, reason) VALUES (?, ?, ?, ?)";
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl EventState for email::EmailState {
+    const INSERT_EVENT: &'static str =
+        "INSERT INTO email_job_events (job_id, at, state, reason) VALUES (?, ?, ?, ?)";
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// Adds one row to the history of a fax or email job.
+async fn insert_event<S: EventState>(
     conn: &mut SqliteConnection,
     job_id: &str,
     at: i64,
-    state: JobState,
+    state: S,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO fax_job_events (job_id, at, state, reason) VALUES (?, ?, ?, ?)")
+    sqlx::query(S::INSERT_EVENT)
         .bind(job_id)
         .bind(at)
-        .bind(state.as_str())
+        .bind(state.name())
         .bind(reason)
         .execute(conn)
         .await?;
     Ok(())
 }
 
-/// Logs one state change as a single info line with the ids that tie it to the
-/// message and the fax.
 /// Counts faxes for the `faxgate_faxes_total` metric. A backend that finishes at once,
 /// like the outbox, goes from submitting straight to completed, which is a submission too.
 fn count_change(from: JobState, to: JobState) {
@@ -931,6 +955,8 @@ fn count_change(from: JobState, to: JobState) {
     }
 }
 
+/// Logs one state change as a single info line with the ids that tie it to the
+/// message and the fax.
 fn log_change(job: &Job, state: JobState, fax_id: Option<&str>, reason: &str) {
     let fax_id = fax_id.or(job.fax_id.as_deref());
     tracing::info!(
