@@ -1,17 +1,18 @@
 //! The email-to-fax decision, made for each SMTP session before it replies.
 //!
-//! Each step rejects as early as the envelope allows: the null sender at `MAIL FROM`
-//! (or at `RCPT TO` when a postmaster is set, because bounces to the postmaster come
-//! from it), the domain, number and sender mapping at `RCPT TO`, and the header checks,
-//! the documents and the queueing at the end of the message. A positive reply to the
+//! Each step rejects as early as the envelope allows. The null sender is rejected at
+//! `MAIL FROM`, or at `RCPT TO` when a postmaster is set, because bounces to the
+//! postmaster come from it. The domain, number and sender mapping are checked at
+//! `RCPT TO`, and the header checks, the documents and the queueing come at the end of
+//! the message. A positive reply to the
 //! message is sent only after [`Queue::enqueue_faxes`] returned, which is after the
 //! jobs and their PDF are on disk.
 //!
 //! `postmaster@<gateway domain>` (and `<postmaster>`) is accepted from any sender when
 //! `relay.postmaster` is set, as mail servers owe, and the message is queued unchanged
 //! for that address, with a `Received` field added. A message to the postmaster and to
-//! fax numbers is faxed as usual and its reply is the faxes' reply; the postmaster's
-//! copy is queued even when the faxes are then refused.
+//! fax numbers is faxed as usual, and its reply is the faxes' reply. The postmaster's
+//! copy is queued first, so it is kept even when the faxes are then rejected.
 
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ pub struct Intake {
     config: Arc<Config>,
     mappings: Mappings,
     queue: Queue,
-    /// Where messages to the postmaster are queued.
+    /// The queue of messages to the postmaster.
     emails: EmailQueue,
     limits: Arc<Limits>,
     destinations: DestinationPolicy,
@@ -131,8 +132,8 @@ impl Intake {
         Ok(Recipient::Fax(number))
     }
 
-    /// Whether `forward_path` is `<postmaster>` (which the parser leaves empty) or
-    /// `postmaster@` a gateway domain, in any case.
+    /// Returns whether `forward_path` is `<postmaster>` (which the parser leaves empty)
+    /// or `postmaster@` a gateway domain, in any case.
     fn is_postmaster(&self, forward_path: &str) -> bool {
         match forward_path.rsplit_once('@') {
             None => forward_path.is_empty() || forward_path.eq_ignore_ascii_case("postmaster"),

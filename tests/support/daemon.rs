@@ -83,7 +83,7 @@ pub fn binary() -> &'static str {
 
 /// Returns a loopback port that was free a moment ago, for a server started later.
 ///
-/// Ports come from below Linux's ephemeral range (32768 and up by default), so the
+/// Ports come from below Linux's ephemeral range (32768 and up by default). So the
 /// client sockets of tests running at the same time cannot take the port between this
 /// check and the server's bind, as happened with ports the kernel picked. A counter
 /// hands out each port once per test process, from a start that differs per process.
