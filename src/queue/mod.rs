@@ -32,6 +32,7 @@ pub(crate) mod writer;
 pub use email::{EmailEvent, EmailJob, EmailKind, EmailQueue, EmailRequest, EmailState};
 pub(crate) use spool::{stage_in_spool, write_atomic};
 pub use worker::{RetryPolicy, run_workers};
+pub(crate) use worker::{Polling, poll_until_shutdown};
 
 use std::fmt;
 use std::path::PathBuf;

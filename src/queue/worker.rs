@@ -4,17 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::futures::Notified;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::{Change, Job, JobState, Queue, ms_from_time};
+use super::{Change, Job, JobState, Queue, QueueError, ms_from_time};
 use crate::config;
 use crate::fax::{Backend, FaxRecord, FaxStatus, FaxSubmission, SubmitError};
 
-/// Maximum time an idle worker sleeps before it checks the database again. This bounds
-/// how late a job changed by another process (such as `faxgate queue retry`) is picked
-/// up. It is kept short because each check costs only one indexed query per worker.
-/// Jobs enqueued or retried in this process wake the workers at once.
+/// Maximum time an idle fax worker sleeps before it checks the database again. It is
+/// kept short because each check costs only one indexed query per worker. Jobs enqueued
+/// or retried in this process wake the workers at once.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Minimum age of a spool file that no job uses before it is removed at start. An
@@ -22,8 +22,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// enqueue in progress in this or another process.
 const ORPHAN_MIN_AGE: Duration = Duration::from_secs(3600);
 
-/// Pause after a database error in the worker loop, so that a broken database does not
-/// turn into a busy loop of errors.
+/// Pause after a database error in the worker loop.
 const ERROR_PAUSE: Duration = Duration::from_secs(5);
 
 /// When transient failures are retried and when they stop.
@@ -108,34 +107,81 @@ async fn worker_loop(
     queue: Queue,
     backend: Arc<Backend>,
     policy: RetryPolicy,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    let polling = Polling { interval: POLL_INTERVAL, error_pause: ERROR_PAUSE, items: "fax jobs" };
+    let queue = &queue;
+    poll_until_shutdown(
+        polling,
+        shutdown,
+        || queue.notified(),
+        || queue.claim_due(),
+        || queue.next_due_in(),
+        |job| {
+            let (backend, policy) = (&backend, &policy);
+            async move { process(queue, backend, policy, job).await }
+        },
+    )
+    .await;
+    tracing::debug!(worker = index, "fax queue worker stopped");
+}
+
+/// The waiting rules of a worker that takes items from the store.
+pub(crate) struct Polling {
+    /// Maximum sleep between two looks at the store. It bounds how late an item changed
+    /// by another process (such as `faxgate queue retry`) is picked up.
+    pub(crate) interval: Duration,
+    /// Sleep after a store error, so that a broken database is not a busy loop.
+    pub(crate) error_pause: Duration,
+    /// Plural name of the items for error logs, such as "fax jobs".
+    pub(crate) items: &'static str,
+}
+
+/// Takes the next due item with `next` and handles it, until `shutdown` turns true (or
+/// its sender is dropped). With nothing due, it sleeps until the next item's time
+/// (`due_in`), a wake-up from `notified`, or `polling.interval`. It registers for
+/// wake-ups before it looks at the store, so that an item stored between the look and
+/// the sleep is not missed.
+pub(crate) async fn poll_until_shutdown<'a, T, Next, NextFuture, DueIn, DueInFuture, Handle, HandleFuture>(
+    polling: Polling,
+    mut shutdown: watch::Receiver<bool>,
+    notified: impl Fn() -> Notified<'a>,
+    next: Next,
+    due_in: DueIn,
+    handle: Handle,
+) where
+    Next: Fn() -> NextFuture,
+    NextFuture: Future<Output = Result<Option<T>, QueueError>>,
+    DueIn: Fn() -> DueInFuture,
+    DueInFuture: Future<Output = Result<Option<Duration>, QueueError>>,
+    Handle: Fn(T) -> HandleFuture,
+    HandleFuture: Future<Output = ()>,
+{
+    let items = polling.items;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        // Register for wake-ups before looking at the queue, so that a job enqueued
-        // between the check and the wait is not missed.
-        let notified = queue.notified();
+        let notified = notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
 
-        let wait = match queue.claim_due().await {
-            Ok(Some(job)) => {
-                process(&queue, &backend, &policy, job).await;
+        let wait = match next().await {
+            Ok(Some(item)) => {
+                handle(item).await;
                 continue;
             }
-            Ok(None) => match queue.next_due_in().await {
-                Ok(Some(due_in)) => due_in.min(POLL_INTERVAL),
-                Ok(None) => POLL_INTERVAL,
+            Ok(None) => match due_in().await {
+                Ok(Some(due_in)) => due_in.min(polling.interval),
+                Ok(None) => polling.interval,
                 Err(err) => {
-                    tracing::error!(worker = index, error = %err, "cannot read the fax queue");
-                    ERROR_PAUSE
+                    tracing::error!(error = %err, "cannot read when the next {items} are due");
+                    polling.error_pause
                 }
             },
             Err(err) => {
-                tracing::error!(worker = index, error = %err, "cannot claim a fax job");
-                ERROR_PAUSE
+                tracing::error!(error = %err, "cannot claim one of the due {items}");
+                polling.error_pause
             }
         };
 

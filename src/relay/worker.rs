@@ -12,7 +12,9 @@ use tokio::sync::watch;
 
 use super::Relay;
 use super::message::{AutoSubmitted, new_message_id};
-use crate::queue::{EmailJob, EmailKind, EmailQueue, EmailRequest, EmailState, RetryPolicy, ms_from_time};
+use crate::queue::{
+    EmailJob, EmailKind, EmailQueue, EmailRequest, EmailState, Polling, RetryPolicy, ms_from_time, poll_until_shutdown,
+};
 
 /// Maximum sleep of an idle worker before it reads the database again, which bounds
 /// how late a job retried by another process is picked up.
@@ -39,7 +41,7 @@ pub async fn run_email_workers(
     relay: Arc<Relay>,
     policy: RetryPolicy,
     postmaster: Option<Postmaster>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     match queue.recover_interrupted().await {
         Ok(0) => {}
@@ -51,42 +53,17 @@ pub async fn run_email_workers(
     }
     tracing::info!(relay = relay.name(), "email worker started");
 
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let notified = queue.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-
-        let wait = match queue.claim_due().await {
-            Ok(Some(job)) => {
-                process(&queue, &relay, &policy, postmaster.as_ref(), job).await;
-                continue;
-            }
-            Ok(None) => match queue.next_due_in().await {
-                Ok(Some(due_in)) => due_in.min(POLL_INTERVAL),
-                Ok(None) => POLL_INTERVAL,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot read the email queue");
-                    ERROR_PAUSE
-                }
-            },
-            Err(err) => {
-                tracing::error!(error = %err, "cannot claim an email job");
-                ERROR_PAUSE
-            }
-        };
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep(wait) => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-            }
-        }
-    }
+    let polling = Polling { interval: POLL_INTERVAL, error_pause: ERROR_PAUSE, items: "email jobs" };
+    let (queue, relay, policy, postmaster) = (&queue, &relay, &policy, postmaster.as_ref());
+    poll_until_shutdown(
+        polling,
+        shutdown,
+        || queue.notified(),
+        || queue.claim_due(),
+        || queue.next_due_in(),
+        |job| process(queue, relay, policy, postmaster, job),
+    )
+    .await;
     tracing::info!("email worker stopped");
 }
 

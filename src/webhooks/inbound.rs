@@ -27,7 +27,9 @@ use crate::config::Config;
 use crate::fax::{Backend, FaxDetails};
 use crate::mappings::Mappings;
 use crate::number::Number;
-use crate::queue::{EmailKind, EmailQueue, EmailRequest, QueueError, RetryPolicy, now_ms, stage_in_spool};
+use crate::queue::{
+    EmailKind, EmailQueue, EmailRequest, Polling, QueueError, RetryPolicy, now_ms, poll_until_shutdown, stage_in_spool,
+};
 use crate::relay::message::{attachment_name, new_message_id, pdf_attachment};
 use crate::reports::format_utc;
 use crate::store::Store;
@@ -287,44 +289,20 @@ pub struct Dispatcher {
 }
 
 /// Runs the dispatcher until `shutdown` turns true.
-pub async fn run_inbound_dispatcher(dispatcher: Dispatcher, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_inbound_dispatcher(dispatcher: Dispatcher, shutdown: watch::Receiver<bool>) {
     tracing::info!("received-fax dispatcher started");
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let notified = dispatcher.events.inner.notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-
-        let wait = match dispatcher.events.next_due().await {
-            Ok(Some(event)) => {
-                dispatcher.dispatch(event).await;
-                continue;
-            }
-            Ok(None) => match dispatcher.events.next_due_in().await {
-                Ok(Some(due_in)) => due_in.min(POLL_INTERVAL),
-                Ok(None) => POLL_INTERVAL,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot read the received faxes");
-                    POLL_INTERVAL
-                }
-            },
-            Err(err) => {
-                tracing::error!(error = %err, "cannot read the received faxes");
-                POLL_INTERVAL
-            }
-        };
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep(wait) => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-            }
-        }
-    }
+    // A store error is retried at the next poll.
+    let polling = Polling { interval: POLL_INTERVAL, error_pause: POLL_INTERVAL, items: "received faxes" };
+    let (dispatcher, events) = (&dispatcher, &dispatcher.events);
+    poll_until_shutdown(
+        polling,
+        shutdown,
+        || events.inner.notify.notified(),
+        || events.next_due(),
+        || events.next_due_in(),
+        |event| dispatcher.dispatch(event),
+    )
+    .await;
     tracing::info!("received-fax dispatcher stopped");
 }
 
