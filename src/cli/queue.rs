@@ -4,13 +4,14 @@
 //! store, so they pick up a retried job within seconds, and never claim a deleted one.
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use clap::Subcommand;
 
 use super::{Failure, print_stdout};
 use crate::config::Config;
 use crate::queue::{EmailEvent, EmailJob, EmailQueue, EmailState, Job, JobState, Queue, QueueError};
+use crate::reports::format_utc;
 use crate::store::Store;
 
 /// The kind of the jobs of the fax queue; email jobs carry their own kind.
@@ -188,7 +189,7 @@ fn format_line(job: &Job) -> String {
 }
 
 fn next_try(job: &Job) -> String {
-    if job.state == JobState::Queued { format_time(job.next_attempt_at) } else { "-".to_string() }
+    if job.state == JobState::Queued { format_utc(job.next_attempt_at) } else { "-".to_string() }
 }
 
 /// Formats every field of a job and then its history, one state change a line.
@@ -207,9 +208,9 @@ fn format_job(job: &Job, history: &[crate::queue::JobEvent]) -> String {
         ("pages", job.pages.to_string()),
         ("attempts", job.attempts.to_string()),
         ("next try", next_try(job)),
-        ("created", format_time(job.created_at)),
-        ("updated", format_time(job.updated_at)),
-        ("expires", format_time(job.expires_at)),
+        ("created", format_utc(job.created_at)),
+        ("updated", format_utc(job.updated_at)),
+        ("expires", format_utc(job.expires_at)),
         ("fax id", optional(job.fax_id.as_deref())),
         ("last error", optional(job.last_error.as_deref())),
         ("document", job.document.display().to_string()),
@@ -232,7 +233,7 @@ fn format_email_line(job: &EmailJob) -> String {
 }
 
 fn email_next_try(job: &EmailJob) -> String {
-    if job.state == EmailState::Queued { format_time(job.next_attempt_at) } else { "-".to_string() }
+    if job.state == EmailState::Queued { format_utc(job.next_attempt_at) } else { "-".to_string() }
 }
 
 /// Formats every field of an email job and then its history, one state change a line.
@@ -248,9 +249,9 @@ fn format_email_job(job: &EmailJob, history: &[EmailEvent]) -> String {
         ("source", job.source.clone()),
         ("attempts", job.attempts.to_string()),
         ("next try", email_next_try(job)),
-        ("created", format_time(job.created_at)),
-        ("updated", format_time(job.updated_at)),
-        ("expires", format_time(job.expires_at)),
+        ("created", format_utc(job.created_at)),
+        ("updated", format_utc(job.updated_at)),
+        ("expires", format_utc(job.expires_at)),
         ("last error", job.last_error.clone().unwrap_or_else(|| "-".to_string())),
         ("message", job.message.display().to_string()),
     ];
@@ -266,39 +267,13 @@ fn format_fields<'a>(fields: &[(&str, String)], history: impl Iterator<Item = (S
     }
     let _ = writeln!(out, "history:");
     for (at, state, reason) in history {
-        let _ = writeln!(out, "  {}  {state:<10}  {reason}", format_time(at));
+        let _ = writeln!(out, "  {}  {state:<10}  {reason}", format_utc(at));
     }
     out
 }
 
-/// Formats a time as RFC 3339 in UTC with whole seconds, such as `2026-12-04T21:30:05Z`.
-fn format_time(time: SystemTime) -> String {
-    let seconds = time.duration_since(UNIX_EPOCH).map(|since| since.as_secs()).unwrap_or(0);
-    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
-    let of_day = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", of_day / 3600, of_day % 3600 / 60, of_day % 60)
-}
-
-/// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day), with
-/// Howard Hinnant's `civil_from_days` algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month as u32, day as u32)
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn failure_message(state: JobState, action: &'static str) -> String {
@@ -334,16 +309,6 @@ mod tests {
         let retry = command.find_subcommand_mut("queue").unwrap().find_subcommand_mut("retry").unwrap();
         let usage = retry.render_usage().to_string();
         assert!(usage.contains("<ID|--all>"), "{usage}");
-    }
-
-    #[test]
-    fn format_time_in_utc() {
-        let at = |seconds: u64| format_time(UNIX_EPOCH + Duration::from_secs(seconds));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(1_767_225_600), "2026-01-01T00:00:00Z");
-        assert_eq!(at(1_709_164_800 + 3661), "2024-02-29T01:01:01Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_798_761_599), "2026-12-31T23:59:59Z");
     }
 
     #[test]
