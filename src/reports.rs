@@ -156,9 +156,9 @@ impl Reporter {
         Ok(())
     }
 
-    /// Queues a report for every job that ended and has none decided yet: completed and
-    /// failed jobs once per state change, and deleted jobs only when no report was
-    /// decided for them before, so a sender who was told of a failure is not told again.
+    /// Queues a report for every job that ended and has none decided yet. Completed and
+    /// failed jobs get one per state change. A deleted job gets one only when no report
+    /// was decided for it before, so a sender who had a failure report gets no second.
     /// Only jobs that ended within `fax.max_queue_lifetime` are considered, so a store
     /// from an older version does not send reports for old jobs.
     async fn queue_reports(&self) -> Result<(), QueueError> {

@@ -60,7 +60,7 @@ pub struct Limits {
     /// Maximum decompressed size in bytes of one PDF object or cross-reference stream.
     pub max_stream_bytes: usize,
     /// Maximum pixels of all images and TIFF pages of one message together.
-    /// [`PixelBudget`] says which images count.
+    /// [`PixelBudget`] lists which images count.
     pub max_message_pixels: u64,
     /// Images inside messages with fewer pixels (width times height) are not faxed, so
     /// signature logos and tracking pixels stay out of the fax. Files given directly to

@@ -9,10 +9,10 @@
 //! Stages: `mime` walks the MIME tree (with `filename` for names and `uuencode`
 //! for files inside text bodies). `tnef` and `msg` replace `winmail.dat` and Outlook
 //! `.msg` files by their attachments. Then `kind` detects each document's kind and
-//! dispatches it to a converter: `pdf` (with `flatten` for filled-in forms and
-//! `pagefit` to fit its pages to the portrait paper), `tiff`, `image`, `text`, or
-//! `office` through LibreOffice (with `html` to sanitize HTML attachments), whose PDF
-//! goes through `pdf`. Last, `merge` joins the pages.
+//! dispatches it to a converter: `pdf`, `tiff`, `image`, `text`, or `office`. The `pdf`
+//! converter uses `flatten` for filled-in forms and `pagefit` to fit its pages to the
+//! portrait paper. `office` runs LibreOffice, with `html` to sanitize HTML attachments,
+//! and its PDF goes through `pdf`. Last, `merge` joins the pages.
 
 mod error;
 mod filename;

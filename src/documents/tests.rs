@@ -1056,8 +1056,8 @@ fn passed_through_jpeg_not_counted_in_pixel_budget() {
 
 #[test]
 fn unreadable_forward_reported_with_or_without_final_crlf() {
-    // mail-parser returns the broken part as text without the extra CR LF and as a
-    // message without header fields with it; both must be reported the same way.
+    // mail-parser returns the broken part as text without the extra CR LF, and as a
+    // message without header fields with it. Both must be reported the same way.
     let eml = sample("eml/broken-rfc822-attachment.eml");
     let mut with_extra_crlf = eml.clone();
     with_extra_crlf.extend_from_slice(b"\r\n");

@@ -803,7 +803,7 @@ impl Queue {
     }
 }
 
-/// The history reason of a claim.
+/// Returns the history reason of a claim.
 fn claim_reason(job: &Job) -> String {
     if job.needs_lookup {
         format!("attempt {}: looking up the fax before any resend", job.attempts)

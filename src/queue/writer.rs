@@ -148,8 +148,8 @@ where
     }
 }
 
-/// The writer task: takes every request waiting, up to [`MAX_BATCH`], commits them
-/// together and sends each its result, until every [`Writer`] is dropped.
+/// Runs the writer task. It takes every request waiting, up to [`MAX_BATCH`], commits
+/// them together and sends each its result, until every [`Writer`] is dropped.
 async fn run(mut connection: SqliteConnection, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {

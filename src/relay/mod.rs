@@ -176,7 +176,7 @@ fn envelope(reverse_path: &str, recipient: &str) -> Result<Envelope, RelayError>
 fn classify(err: &lettre::transport::smtp::Error, host: &str, port: u16) -> RelayError {
     // lettre reports a server without STARTTLS as an "internal client error". The
     // rest of its message names the actual cause, so only that part is kept.
-    let detail = error_chain(err).replace("internal client error: ", "");
+    let detail = crate::fax::error::error_chain(err).replace("internal client error: ", "");
     let message = match certificate_hint(&detail) {
         Some(hint) => format!("relay {host}:{port}: {detail}; {hint}"),
         None => format!("relay {host}:{port}: {detail}"),
@@ -201,20 +201,6 @@ fn certificate_hint(detail: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Writes `message` into the Maildir at `dir`, creating `tmp/`, `new/` and `cur/` when
