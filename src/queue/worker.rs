@@ -110,17 +110,14 @@ async fn worker_loop(
     shutdown: watch::Receiver<bool>,
 ) {
     let polling = Polling { interval: POLL_INTERVAL, error_pause: ERROR_PAUSE, items: "fax jobs" };
-    let queue = &queue;
+    let (queue, backend, policy) = (&queue, &backend, &policy);
     poll_until_shutdown(
         polling,
         shutdown,
         || queue.notified(),
         || queue.claim_due(),
         || queue.next_due_in(),
-        |job| {
-            let (backend, policy) = (&backend, &policy);
-            async move { process(queue, backend, policy, job).await }
-        },
+        |job| process(queue, backend, policy, job),
     )
     .await;
     tracing::debug!(worker = index, "fax queue worker stopped");
